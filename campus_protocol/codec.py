@@ -1,0 +1,76 @@
+"""bytes <-> Envelope with orjson. No I/O. Every bad input raises a ``DecodeError`` subclass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from campus_protocol.envelope import PROTOCOL_VERSION, Envelope
+from campus_protocol.errors import (
+    KindMismatch,
+    MalformedPayload,
+    NodeMismatch,
+    TooLarge,
+    UnsupportedVersion,
+)
+from campus_protocol.messages import BODY_MODELS, MessageKind
+from campus_protocol.topics import ParsedTopic
+
+MAX_MESSAGE_BYTES = 256 * 1024
+_ENVELOPE_FIELDS = frozenset({"v", "node", "seq", "sent_at", "kind", "body"})
+
+
+def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Serialise ``envelope``; raises ``TooLarge`` rather than emit a message the hub would refuse."""
+    data = orjson.dumps(envelope.model_dump(mode="json"))
+    if len(data) > max_bytes:
+        raise TooLarge(f"{envelope.kind.value} message is {len(data)} bytes, bound is {max_bytes}")
+    return data
+
+
+def decode(
+    payload: bytes,
+    *,
+    topic: ParsedTopic | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> Envelope:
+    """Parse and validate ``payload``. When ``topic`` is given, node and kind must agree with it."""
+    if len(payload) > max_bytes:
+        raise TooLarge(f"payload is {len(payload)} bytes, bound is {max_bytes}")
+    try:
+        raw: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(str(exc), reason="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise MalformedPayload(f"envelope must be a JSON object, got {type(raw).__name__}")
+    missing = _ENVELOPE_FIELDS - raw.keys()
+    if missing:
+        raise MalformedPayload(f"envelope lacks {sorted(missing)}")
+    if raw["v"] != PROTOCOL_VERSION or type(raw["v"]) is not int:
+        raise UnsupportedVersion(f"version {str(raw['v'])[:20]!r}, this code speaks {PROTOCOL_VERSION}")
+    try:
+        kind = MessageKind(raw["kind"])
+    except (ValueError, TypeError):
+        raise MalformedPayload(f"unknown kind {str(raw['kind'])[:40]!r}") from None
+    try:
+        body = BODY_MODELS[kind].model_validate(raw["body"])
+    except ValidationError as exc:
+        raise MalformedPayload(_first_error(exc, "body"), reason="invalid_body") from None
+    try:
+        envelope = Envelope.model_validate({**raw, "kind": kind, "body": body})
+    except ValidationError as exc:
+        raise MalformedPayload(_first_error(exc, "envelope")) from None
+    if topic is not None:
+        if topic.node != envelope.node:
+            raise NodeMismatch(f"topic node {topic.node!r} != envelope node {envelope.node!r}")
+        if topic.kind != envelope.kind:
+            raise KindMismatch(f"topic kind {topic.kind.value!r} != envelope kind {kind.value!r}")
+    return envelope
+
+
+def _first_error(exc: ValidationError, where: str) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"])
+    return f"{where}.{loc}: {err['msg']} ({exc.error_count()} error(s))"

@@ -1,0 +1,205 @@
+"""Mosquitto for the hub tier: per-gateway passwords, the gateway ACL, and a supervised process.
+
+The ACL is the isolation boundary of the wire contract: gateway ``<id>`` (its MQTT username) may
+publish only under ``campus/v1/<id>/up/#`` and read only ``campus/v1/<id>/down/#``; the hub user
+reads every uplink and writes every downlink. Tests and the demo use exactly this config.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from campus_protocol.topics import TOPIC_ROOT, validate_node_id
+
+HUB_USERNAME = "hub"
+
+
+class BrokerError(RuntimeError):
+    """Mosquitto is missing, refused its config, or did not start listening in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def acl_text(hub_username: str = HUB_USERNAME) -> str:
+    """The ACL file: the hub sees all uplinks; every other user only its own subtree."""
+    return (
+        f"user {hub_username}\n"
+        f"topic read {TOPIC_ROOT}/+/up/#\n"
+        f"topic write {TOPIC_ROOT}/+/down/#\n"
+        "\n"
+        "# every gateway: its MQTT username is its node id\n"
+        f"pattern write {TOPIC_ROOT}/%u/up/#\n"
+        f"pattern read {TOPIC_ROOT}/%u/down/#\n"
+    )
+
+
+def write_password_file(path: Path, users: dict[str, str]) -> None:
+    """Write a hashed Mosquitto password file with ``mosquitto_passwd``."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        raise BrokerError("mosquitto_passwd not found: install the Debian package 'mosquitto'")
+    path.write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
+    path.chmod(0o600)
+    result = subprocess.run([tool, "-U", str(path)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BrokerError(f"mosquitto_passwd -U failed: {result.stderr.strip()}")
+
+
+@dataclass
+class MosquittoBroker:
+    """A Mosquitto process with its own config in ``workdir``.
+
+    ``port`` is the hub listener (passwords + ACL). ``site_port``, when set, is an anonymous
+    listener standing in for a school's local broker that MQTT devices publish to.
+    """
+
+    workdir: Path
+    gateways: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 0
+    site_port: int | None = 0
+    hub_username: str = HUB_USERNAME
+    hub_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    _passwords: dict[str, str] = field(default_factory=dict, init=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if shutil.which("mosquitto") is None:
+            raise BrokerError("mosquitto not found on PATH: install the Debian package 'mosquitto'")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port(self.host)
+        if self.site_port == 0:
+            self.site_port = free_port(self.host)
+        for gateway in self.gateways:
+            self._passwords[validate_node_id(gateway)] = secrets.token_urlsafe(18)
+
+    def password_for(self, gateway: str) -> str:
+        return self._passwords[gateway]
+
+    def add_gateway(self, gateway: str) -> str:
+        """Provision a gateway's password; takes effect on the next start or reload."""
+        self._passwords[validate_node_id(gateway)] = secrets.token_urlsafe(18)
+        self._write_auth()
+        if self.running:
+            self.reload()
+        return self._passwords[gateway]
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def write_config(self) -> None:
+        self._write_auth()
+        lines = [
+            # run as the invoking user: as root, Mosquitto would switch to 'mosquitto' and lose
+            # access to this workdir
+            f"user {getpass.getuser()}",
+            "per_listener_settings true",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "max_queued_messages 100000",
+            "",
+            f"listener {self.port} {self.host}",
+            "allow_anonymous false",
+            f"password_file {self.workdir / 'passwd'}",
+            f"acl_file {self.workdir / 'acl'}",
+        ]
+        if self.site_port:
+            lines += ["", f"listener {self.site_port} {self.host}", "allow_anonymous true"]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def _write_auth(self) -> None:
+        write_password_file(
+            self.workdir / "passwd", {self.hub_username: self.hub_password, **self._passwords}
+        )
+        (self.workdir / "acl").write_text(acl_text(self.hub_username))
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start Mosquitto and wait until every listener accepts connections."""
+        if self.running:
+            return
+        self.write_config()
+        self._process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        ports = [self.port] + ([self.site_port] if self.site_port else [])
+        deadline = time.monotonic() + timeout_s
+        while not all(_accepts(self.host, p) for p in ports):
+            if self._process.poll() is not None:
+                err = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise BrokerError(f"mosquitto exited with {self._process.returncode}: {err.strip()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"mosquitto did not listen on {ports} within {timeout_s} s")
+            time.sleep(0.02)
+
+    def reload(self) -> None:
+        """Re-read the password and ACL files (SIGHUP)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGHUP)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop cleanly (SIGTERM): Mosquitto saves retained messages and sessions."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._close_pipes()
+
+    def kill(self) -> None:
+        """Power-cut the broker (SIGKILL): nothing is saved beyond the last autosave."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._close_pipes()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _close_pipes(self) -> None:
+        if self._process is not None and self._process.stderr is not None:
+            self._process.stderr.close()
+        self._process = None
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,150 @@
+"""AgentSettings: defaults < agent.yaml < CAMPUS_AGENT_ environment (``__`` nests) < CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from campus_protocol.messages import SiteIdentity
+from campus_protocol.topics import NODE_ID_PATTERN
+from device_profiles.loader import format_validation_error
+
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password"})
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsSettings(Section):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class HubBrokerSettings(Section):
+    """The hub broker this gateway forwards to; ``username`` must equal the gateway id."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None  # default: the gateway id
+    password: SecretStr = SecretStr("")
+    tls: TlsSettings | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class SiteBrokerSettings(Section):
+    """The school's local broker that MQTT devices publish to."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class ModbusTcpEndpoint(Section):
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int | None = Field(default=None, ge=0, le=247)  # default: the profile's
+    poll_interval_s: float | None = Field(default=None, gt=0)  # default: the profile's
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class MqttDeviceEndpoint(Section):
+    topic: str = Field(pattern=r"^[A-Za-z0-9_/-]+$")  # the device's base topic on the site broker
+
+
+class DeviceConfig(Section):
+    id: DeviceId
+    profile: str
+    room: DeviceId
+    room_name: str = ""
+    modbus: ModbusTcpEndpoint | None = None
+    mqtt: MqttDeviceEndpoint | None = None
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> DeviceConfig:
+        if (self.modbus is None) == (self.mqtt is None):
+            raise ValueError("exactly one of modbus: or mqtt: must be given")
+        return self
+
+
+class GatewaySettings(Section):
+    id: Annotated[str, Field(pattern=NODE_ID_PATTERN.pattern)]
+    site: SiteIdentity
+
+
+class AgentSettings(BaseSettings):
+    """Everything one edge agent needs. Profiles are checked against ``device_profiles``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAMPUS_AGENT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    gateway: GatewaySettings
+    hub: HubBrokerSettings = HubBrokerSettings()
+    site_broker: SiteBrokerSettings = SiteBrokerSettings()
+    data_dir: Path = Path("./var/agent")
+    window_s: float = Field(default=10.0, gt=0, le=3600)
+    heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
+    status_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
+    development: bool = False  # allows placeholder broker passwords
+    devices: list[DeviceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> AgentSettings:
+        ids = [d.id for d in self.devices]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"devices: ids duplicated: {duplicated}")
+        username = self.hub.username or self.gateway.id
+        if username != self.gateway.id:
+            raise ValueError(
+                f"hub.username: must equal gateway.id {self.gateway.id!r} (the broker ACL keys on it)"
+            )
+        if not self.development and self.hub.password.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError("hub.password: placeholder or empty password refused outside development")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = settings_cls.model_config.get("yaml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+
+class ConfigError(ValueError):
+    """The agent config is invalid; the message names file, field path and rule."""
+
+
+def load_agent_settings(path: Path, **overrides: Any) -> AgentSettings:
+    """Load ``path`` under the layering rules; ``overrides`` are CLI flags (highest priority)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+
+    class _FromFile(AgentSettings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    try:
+        loaded = _FromFile(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(path), exc)) from None
+    return AgentSettings.model_validate(loaded.model_dump())

@@ -1,0 +1,23 @@
+"""Real fixtures shared by every test package: a Mosquitto process with its own config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud_hub.broker import MosquittoBroker
+
+TEST_GATEWAYS = ["gw-1", "gw-2"]
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """Mosquitto on free ports: a hub listener with passwords + ACL, and an anonymous site listener."""
+    broker = MosquittoBroker(workdir=tmp_path / "mosquitto", gateways=list(TEST_GATEWAYS))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,97 @@
+"""JSON payloads of MQTT devices: decode to point values, and build them (for simulators).
+
+Each point is found by its dotted path. ``number`` takes a JSON number (not a bool) and applies
+``scale`` and ``offset``; ``bool`` takes true/false and gives 1/0; ``enum`` maps a string through
+the point's table. A missing path, a value of the wrong JSON type, an unknown enum string or a
+non-finite number puts the point in ``invalid``; only a payload that is not a JSON object fails
+as a whole.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from device_profiles.errors import EncodeError, PayloadError
+from device_profiles.registers import DecodedValues
+from device_profiles.schema import MqttMapping, MqttPoint, MqttValueType
+
+_MISSING = object()
+
+
+def _lookup(document: dict[str, Any], path: str) -> Any:
+    node: Any = document
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return _MISSING
+        node = node[key]
+    return node
+
+
+def _decode_point(point: MqttPoint, raw: Any) -> float | None:
+    if point.type is MqttValueType.BOOL:
+        return float(raw) if isinstance(raw, bool) else None
+    if point.type is MqttValueType.ENUM:
+        assert point.enum is not None
+        code = point.enum.get(raw) if isinstance(raw, str) else None
+        return None if code is None else float(code)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    value = float(raw) * point.scale + point.offset
+    return value if math.isfinite(value) else None
+
+
+def decode_mqtt_payload(mapping: MqttMapping, payload: bytes) -> DecodedValues:
+    """Decode one device payload; raises ``PayloadError`` when it is not a JSON object."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(str(exc), reason="invalid_json") from None
+    if not isinstance(document, dict):
+        raise PayloadError(f"expected a JSON object, got {type(document).__name__}",
+                           reason="not_object")
+    result = DecodedValues()
+    for point in mapping.points:
+        raw = _lookup(document, point.path)
+        value = None if raw is _MISSING else _decode_point(point, raw)
+        if value is None:
+            result.invalid.append(point.name)
+        else:
+            result.values[point.name] = value
+    return result
+
+
+def _encode_point(point: MqttPoint, value: float) -> Any:
+    if point.type is MqttValueType.BOOL:
+        return bool(value)
+    if point.type is MqttValueType.ENUM:
+        assert point.enum is not None
+        for label, code in point.enum.items():
+            if code == value:
+                return label
+        raise EncodeError(f"{point.name}: {value} is not one of the enum codes {point.enum}")
+    return (value - point.offset) / point.scale
+
+
+def encode_mqtt_payload(mapping: MqttMapping, values: dict[str, float]) -> bytes:
+    """Build the nested JSON a device publishes for ``values`` (a subset of the points)."""
+    points = {p.name: p for p in mapping.points}
+    unknown = sorted(set(values) - set(points))
+    if unknown:
+        raise EncodeError(f"unknown points {unknown} (known: {sorted(points)})")
+    document: dict[str, Any] = {}
+    for name, value in values.items():
+        point = points[name]
+        *parents, leaf = point.path.split(".")
+        node = document
+        for key in parents:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise EncodeError(f"{name}: path {point.path!r} runs through a value")
+            node = child
+        if isinstance(node.get(leaf), dict):
+            raise EncodeError(f"{name}: path {point.path!r} is an object of other points")
+        node[leaf] = _encode_point(point, value)
+    return orjson.dumps(document)

@@ -1,0 +1,176 @@
+"""The production topology files (docker-compose.yml and deploy/) are consistent.
+
+No container engine runs in CI, so these tests check structure only: services, dependencies,
+volumes, mounted files, required secrets, and that the broker ACL is the one the tests enforce.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cloud_hub.broker import acl_text
+from cloud_hub.settings import PLACEHOLDER_SECRETS
+from edge_agent.settings import load_agent_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+# created by the operator (deploy/mosquitto/README.md), never committed
+OPERATOR_FILES = {DEPLOY / "mosquitto" / "passwd", DEPLOY / "certs", DEPLOY / "certs" / "ca.crt"}
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def depends_on(service: dict[str, Any]) -> list[str]:
+    """Targets of the short (list) or long (mapping) ``depends_on`` form."""
+    return list(service.get("depends_on", []))
+
+
+def volume_sources(service: dict[str, Any]) -> list[str]:
+    return [
+        v.split(":", 1)[0] if isinstance(v, str) else v["source"]
+        for v in service.get("volumes", [])
+    ]
+
+
+def test_compose_describes_every_production_service(compose):
+    expected = {
+        "broker",
+        "postgres",
+        "influxdb",
+        "hub-migrate",
+        "hub",
+        "hub-ingest",
+        "agent",
+        "simulator",
+        "grafana",
+    }
+    assert expected <= set(compose["services"])
+
+
+def test_every_service_has_an_image_or_a_build(compose):
+    missing = [
+        name for name, s in compose["services"].items() if not ("image" in s or "build" in s)
+    ]
+    assert missing == []
+
+
+def test_every_dependency_is_a_service_of_the_file(compose):
+    services = compose["services"]
+    unknown = {
+        (name, dep) for name, s in services.items() for dep in depends_on(s) if dep not in services
+    }
+    assert unknown == set()
+
+
+def test_hub_processes_wait_for_the_schema_migration(compose):
+    for name in ("hub", "hub-ingest"):
+        condition = compose["services"][name]["depends_on"]["hub-migrate"]["condition"]
+        assert condition == "service_completed_successfully"
+    assert (
+        compose["services"]["hub-migrate"]["depends_on"]["postgres"]["condition"]
+        == "service_healthy"
+    )
+    assert "healthcheck" in compose["services"]["postgres"]
+
+
+def test_every_named_volume_is_declared(compose):
+    declared = set(compose.get("volumes") or {})
+    used = {
+        source
+        for s in compose["services"].values()
+        for source in volume_sources(s)
+        if not source.startswith((".", "/"))
+    }
+    assert used <= declared
+    assert {"postgres-data", "influxdb-data", "mosquitto-data"} <= used
+
+
+def test_every_bind_mounted_repo_file_exists_except_the_operators_secrets(compose):
+    mounted = {
+        (ROOT / source).resolve()
+        for s in compose["services"].values()
+        for source in volume_sources(s)
+        if source.startswith(".")
+    }
+    missing = {path for path in mounted if not path.exists()} - OPERATOR_FILES
+    assert missing == set()
+
+
+def test_ingest_workers_scale_out_through_a_shared_subscription_with_distinct_client_ids(compose):
+    ingest = compose["services"]["hub-ingest"]
+    assert ingest["deploy"]["replicas"] >= 2
+    assert ingest["environment"]["CAMPUS_HUB_SHARE_GROUP"]
+    assert "CAMPUS_HUB_BROKER__CLIENT_ID=hub-ingest-$$(hostname)" in " ".join(ingest["entrypoint"])
+
+
+def test_only_the_tls_listener_of_the_broker_is_published(compose):
+    assert compose["services"]["broker"]["ports"] == ["8883:8883"]
+
+
+def test_the_deployed_acl_is_the_one_the_tests_enforce():
+    assert (DEPLOY / "mosquitto" / "acl").read_text() == acl_text()
+
+
+def test_env_example_provides_every_required_variable_as_a_refused_placeholder():
+    required = set(REQUIRED.findall((ROOT / "docker-compose.yml").read_text()))
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert required <= set(example)
+    secrets = {k: v for k, v in example.items() if k.endswith(("PASSWORD", "TOKEN"))}
+    assert {"HUB_MQTT_PASSWORD", "AGENT_MQTT_PASSWORD"} <= set(secrets)
+    assert set(secrets.values()) <= PLACEHOLDER_SECRETS
+
+
+def test_the_agent_config_loads_and_points_at_the_compose_broker_over_tls(monkeypatch):
+    monkeypatch.setenv("CAMPUS_AGENT_HUB__PASSWORD", "not-a-placeholder")
+    settings = load_agent_settings(DEPLOY / "agent" / "agent.yaml")
+    assert (settings.hub.host, settings.hub.port) == ("broker", 8883)
+    assert settings.hub.tls is not None
+    assert settings.devices
+
+
+def test_the_grafana_dashboard_uses_only_provisioned_data_sources():
+    provisioned = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml").read_text()
+    )
+    uids = {source["uid"] for source in provisioned["datasources"]}
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "campus-overview.json").read_text())
+    used = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+    assert used and used <= uids
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_dev_cert_script_makes_a_broker_certificate_the_ca_verifies(tmp_path):
+    out = tmp_path / "certs"
+    subprocess.run(
+        ["sh", str(DEPLOY / "make-dev-certs.sh"), str(out), "hub.example.edu"],
+        check=True,
+        capture_output=True,
+    )
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", out / "ca.crt", out / "server.crt"], capture_output=True
+    )
+    assert verify.returncode == 0
+    names = subprocess.run(
+        ["openssl", "x509", "-in", out / "server.crt", "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:broker" in names and "DNS:hub.example.edu" in names
+    assert (out / "ca.key").stat().st_mode & 0o077 == 0

@@ -20,6 +20,7 @@ from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
 _ENVELOPE_FIELDS = frozenset({"v", "node", "seq", "sent_at", "kind", "body"})
+_KINDS_BY_VALUE = {kind.value: kind for kind in MessageKind}
 
 
 def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
@@ -49,11 +50,11 @@ def decode(
     if missing:
         raise MalformedPayload(f"envelope lacks {sorted(missing)}")
     if raw["v"] != PROTOCOL_VERSION or type(raw["v"]) is not int:
-        raise UnsupportedVersion(f"version {str(raw['v'])[:20]!r}, this code speaks {PROTOCOL_VERSION}")
-    try:
-        kind = MessageKind(raw["kind"])
-    except (ValueError, TypeError):
-        raise MalformedPayload(f"unknown kind {str(raw['kind'])[:40]!r}") from None
+        version = _preview(raw["v"])
+        raise UnsupportedVersion(f"version {version}, this code speaks {PROTOCOL_VERSION}")
+    kind = _KINDS_BY_VALUE.get(raw["kind"]) if isinstance(raw["kind"], str) else None
+    if kind is None:
+        raise MalformedPayload(f"unknown kind {_preview(raw['kind'])}")
     try:
         body = BODY_MODELS[kind].model_validate(raw["body"])
     except ValidationError as exc:
@@ -68,6 +69,13 @@ def decode(
         if topic.kind != envelope.kind:
             raise KindMismatch(f"topic kind {topic.kind.value!r} != envelope kind {kind.value!r}")
     return envelope
+
+
+def _preview(value: Any) -> str:
+    """A short rendering of an untrusted JSON value; never recurses into containers."""
+    if value is None or isinstance(value, str | int | float):
+        return repr(value)[:40]
+    return f"<{type(value).__name__}>"
 
 
 def _first_error(exc: ValidationError, where: str) -> str:

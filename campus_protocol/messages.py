@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Label = Annotated[str, Field(max_length=200)]
@@ -71,8 +70,8 @@ class Telemetry(Body):
     device: Identifier
     profile: Identifier
     room: Identifier
-    window_start: datetime
-    window_end: datetime
+    window_start: AwareDatetime
+    window_end: AwareDatetime
     points: dict[Identifier, PointStats] = Field(min_length=1, max_length=512)
 
     @model_validator(mode="after")
@@ -108,7 +107,7 @@ class Event(Body):
     threshold: FiniteFloat
     standard: Label
     message: Label = ""
-    at: datetime
+    at: AwareDatetime
 
 
 class DeviceStatus(StrEnum):
@@ -126,7 +125,7 @@ class DeviceHealth(Body):
     room_name: Label = ""
     protocol: Identifier
     status: DeviceStatus
-    last_ok_at: datetime | None = None
+    last_ok_at: AwareDatetime | None = None
     consecutive_failures: int = Field(default=0, ge=0)
     last_error: Annotated[str, Field(max_length=500)] = ""
 
@@ -136,9 +135,9 @@ class Health(Body):
 
     site: SiteIdentity
     agent_version: Label
-    started_at: datetime
-    uptime_s: float = Field(ge=0)
-    heartbeat_interval_s: float = Field(gt=0)
+    started_at: AwareDatetime
+    uptime_s: FiniteFloat = Field(ge=0)
+    heartbeat_interval_s: FiniteFloat = Field(gt=0)
     outbox_depth: int = Field(ge=0)
     devices: list[DeviceHealth] = Field(max_length=1024)
 

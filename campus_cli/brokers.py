@@ -1,0 +1,94 @@
+"""The demo's broker: Mosquitto with per-gateway passwords and ACL when it is installed, else
+amqtt in-process (open, for machines without Mosquitto; the demo says so)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+from cloud_hub.broker import HUB_USERNAME, MosquittoBroker, free_port
+
+
+class DemoBroker(Protocol):
+    host: str
+    port: int
+    site_port: int | None
+    hub_username: str
+    hub_password: str
+
+    def password_for(self, gateway: str) -> str: ...
+    def describe(self) -> str: ...
+    async def stop(self) -> None: ...
+
+
+class MosquittoDemoBroker:
+    """A Mosquitto process on free ports with the production ACL."""
+
+    def __init__(self, workdir: Path, gateways: list[str]) -> None:
+        self._broker = MosquittoBroker(workdir=workdir, gateways=gateways)
+        self._broker.start()
+        self.host = self._broker.host
+        self.port = self._broker.port
+        self.site_port = self._broker.site_port
+        self.hub_username = self._broker.hub_username
+        self.hub_password = self._broker.hub_password
+
+    def password_for(self, gateway: str) -> str:
+        return self._broker.password_for(gateway)
+
+    def describe(self) -> str:
+        return (f"Mosquitto, hub listener {self.host}:{self.port} (password per gateway + ACL), "
+                f"site listener {self.host}:{self.site_port}; config {self._broker.config_path}")
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._broker.stop)
+
+
+class AmqttDemoBroker:
+    """amqtt in this process: no Mosquitto needed, but also no per-gateway ACL."""
+
+    def __init__(self, gateways: list[str]) -> None:
+        from amqtt.broker import Broker
+
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.site_port: int | None = free_port()
+        self.hub_username = HUB_USERNAME
+        self.hub_password = secrets.token_urlsafe(18)
+        self._passwords = {gateway: secrets.token_urlsafe(18) for gateway in gateways}
+        self._broker = Broker(
+            {
+                "listeners": {
+                    "default": {"type": "tcp", "bind": f"{self.host}:{self.port}"},
+                    "site": {"type": "tcp", "bind": f"{self.host}:{self.site_port}"},
+                },
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
+        )
+
+    async def start(self) -> None:
+        await self._broker.start()
+
+    def password_for(self, gateway: str) -> str:
+        return self._passwords[gateway]
+
+    def describe(self) -> str:
+        return (f"amqtt in-process on {self.host}:{self.port} and {self.host}:{self.site_port} — "
+                "Mosquitto was not found, so there is NO per-gateway ACL; install the Debian "
+                "package 'mosquitto' for the secured set-up")
+
+    async def stop(self) -> None:
+        await self._broker.shutdown()
+
+
+async def start_demo_broker(workdir: Path, gateways: list[str]) -> DemoBroker:
+    if shutil.which("mosquitto") and shutil.which("mosquitto_passwd"):
+        return await asyncio.to_thread(MosquittoDemoBroker, workdir, gateways)
+    broker = AmqttDemoBroker(gateways)
+    await broker.start()
+    return broker

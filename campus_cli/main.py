@@ -1,0 +1,23 @@
+"""The ``campus`` command: ``campus agent …``, ``campus hub …``, ``campus sim …`` and ``campus demo``."""
+
+from __future__ import annotations
+
+import typer
+
+from campus_cli.demo import demo
+from cloud_hub.cli import app as hub_app
+from edge_agent.cli import app as agent_app
+from simulators.cli import app as sim_app
+
+app = typer.Typer(
+    name="campus",
+    help="campus-iot: edge agents, the cloud hub and simulated school fleets.",
+    no_args_is_help=True,
+)
+app.add_typer(agent_app, name="agent", help="The edge agent that runs on a school's gateway.")
+app.add_typer(hub_app, name="hub", help="The regional / central cloud hub.")
+app.add_typer(sim_app, name="sim", help="Simulated devices and fleets of schools.")
+app.command()(demo)
+
+if __name__ == "__main__":
+    app()

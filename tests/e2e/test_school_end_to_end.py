@@ -1,0 +1,185 @@
+"""One simulated school through the whole chain, counted at the hub.
+
+Real parts only: a Mosquitto process with its own config (per-gateway password + ACL), pymodbus
+servers serving the school's Modbus devices, an MQTT recording-room controller on the site
+listener, the edge agent, the hub ingest worker on SQLite, and the hub's REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cloud_hub.api.main import create_app
+from cloud_hub.broker import MosquittoBroker
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.settings import BrokerSettings, HubSettings
+from device_profiles.loader import load_profiles
+from edge_agent.app import Agent
+from edge_agent.settings import AgentSettings
+from simulators.fleet import CityPlan, RunningFleet, plan_city, run_fleet
+from simulators.signals import SimClock
+
+WINDOW_S = 1.0
+RUN_WINDOWS = 4
+POLL_S = 0.2
+
+#: what every device of a profile serves, exactly; the hub must report these values back
+SERVED = {
+    "sensecap_s_co2_03": {"co2": 812.0, "temperature": 23.45, "humidity": 41.5},
+    "renke_rs_gzws_n01": {"illuminance": 456.0, "temperature": 21.3, "humidity": 55.5},
+    "eastron_sdm120": {"voltage": 229.5, "current": 1.25, "active_power": 286.875, "frequency": 50.0},
+    "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
+    "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
+    "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},
+}
+
+
+@dataclass
+class School:
+    plan: CityPlan
+    broker: MosquittoBroker
+    fleet: RunningFleet
+
+    @property
+    def gateway(self) -> str:
+        return self.plan.schools[0].gateway_id
+
+    @property
+    def school_id(self) -> str:
+        return self.plan.schools[0].id
+
+
+@pytest.fixture
+def plan() -> CityPlan:
+    return plan_city(1, 1, seed=7)
+
+
+@pytest.fixture
+def broker(tmp_path: Path, plan: CityPlan) -> Iterator[MosquittoBroker]:
+    broker = MosquittoBroker(tmp_path / "mosquitto", gateways=[plan.schools[0].gateway_id])
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def school(plan: CityPlan, broker: MosquittoBroker) -> AsyncIterator[School]:
+    fleet = await run_fleet(
+        plan,
+        site_broker_port=broker.site_port or 0,
+        clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
+        fixed_values=SERVED,
+        mqtt_interval_s=0.25,
+    )
+    yield School(plan=plan, broker=broker, fleet=fleet)
+    await fleet.stop()
+
+
+def agent_settings(school: School, data_dir: Path) -> AgentSettings:
+    devices = school.fleet.agent_device_configs(school.school_id)
+    for device in devices:
+        if "modbus" in device:  # several readings in every window
+            device["modbus"]["poll_interval_s"] = POLL_S
+    return AgentSettings(
+        gateway={"id": school.gateway, "site": school.plan.site_identity(school.school_id)},
+        hub={
+            "host": school.broker.host,
+            "port": school.broker.port,
+            "password": school.broker.password_for(school.gateway),
+        },
+        site_broker={"host": school.broker.host, "port": school.broker.site_port},
+        data_dir=data_dir,
+        window_s=WINDOW_S,
+        heartbeat_s=WINDOW_S,
+        devices=devices,
+    )
+
+
+async def wait_for(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served_values(
+    school: School, tmp_path: Path
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = make_engine(database_url)
+    create_schema(engine)
+    sessions = make_sessionmaker(engine)
+    worker = IngestWorker(
+        sessions,
+        broker=BrokerSettings(
+            host=school.broker.host, port=school.broker.port, password=school.broker.hub_password
+        ),
+    )
+    ingest = asyncio.create_task(worker.run())
+    await asyncio.wait_for(worker.connected.wait(), 10)
+
+    agent = Agent(agent_settings(school, tmp_path / "agent"), load_profiles())
+    running = asyncio.create_task(agent.run())
+    await asyncio.sleep(WINDOW_S * (RUN_WINDOWS + 1.5))
+    settings = HubSettings(database_url=database_url, development=True)
+    with TestClient(create_app(settings, run_ingest=False)) as api:
+        schools_while_running = api.get("/api/v1/schools").json()
+    agent.request_stop()
+    await asyncio.wait_for(running, 20)
+
+    published = agent.messages_published
+    assert published.get("telemetry", 0) == agent.windows_enqueued > 0
+    await wait_for(lambda: worker.accepted >= sum(published.values()))
+    ingest.cancel()
+    await asyncio.gather(ingest, return_exceptions=True)
+    assert worker.rejected == 0
+    assert worker.duplicates == 0
+
+    with sessions() as session:
+        rows = session.scalars(select(TelemetryWindow)).all()
+    starts_by_device: dict[int, list[datetime]] = {}
+    for device_pk, start in {(r.device_id, r.window_start) for r in rows}:
+        starts_by_device.setdefault(device_pk, []).append(start)
+    devices = school.fleet.agent_device_configs(school.school_id)
+    assert len(starts_by_device) == len(devices), "every device delivered windows"
+    assert sum(len(s) for s in starts_by_device.values()) == agent.windows_enqueued
+    for starts in starts_by_device.values():
+        starts.sort()
+        # consecutive windows with no gap and no duplicate: exactly one per elapsed window
+        assert starts == [starts[0] + timedelta(seconds=WINDOW_S * i) for i in range(len(starts))]
+        assert len(starts) >= RUN_WINDOWS - 1
+
+    with TestClient(create_app(settings, run_ingest=False)) as api:
+        listed = api.get("/api/v1/devices", params={"school_id": school.school_id}).json()
+        schools_after_stop = api.get("/api/v1/schools").json()
+        alerts = api.get("/api/v1/alerts", params={"state": "active"}).json()
+
+    assert listed["count"] == len(devices)
+    by_profile = {d["profile"]: d for d in listed["data"]}
+    for profile, served in SERVED.items():
+        values = by_profile[profile]["values"]
+        for point, value in served.items():
+            assert values[point]["value"] == pytest.approx(value, rel=1e-6), (profile, point)
+    served_points = {point for served in SERVED.values() for point in served}
+    for row in rows:
+        if row.point in served_points:
+            assert row.min == row.max == pytest.approx(row.mean), row.point
+
+    [running] = schools_while_running["data"]
+    assert running["status"] == "online"
+    assert running["devices"] == {"total": len(devices), "online": len(devices), "offline": 0}
+    [stopped] = schools_after_stop["data"]
+    assert stopped["status"] == "offline", "a clean stop publishes the gateway's offline state"
+    # 30 %LEL is above the GB/T 50493-2019 level-1 set-point (25 %LEL) and below level 2 (50)
+    assert [(a["rule"], a["severity"]) for a in alerts["data"]] == [("gas_level_1", "II")]

@@ -1,0 +1,61 @@
+"""The hub application: the lifespan owns the database engine and, optionally, the ingest worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+from fastapi import FastAPI
+
+from cloud_hub.api.routes import alerts, devices, schools, system
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.settings import HubSettings
+from device_profiles.schema import Profile
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: HubSettings,
+    *,
+    run_ingest: bool = True,
+    profiles: Mapping[str, Profile] | None = None,
+) -> FastAPI:
+    """Build the API. With ``run_ingest`` the same process consumes the hub broker too.
+
+    An SQLite database gets its tables created at start-up (the zero set-up default);
+    PostgreSQL expects ``campus hub migrate`` to have run.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        if engine.dialect.name == "sqlite":
+            create_schema(engine)
+        app.state.settings = settings
+        app.state.sessions = make_sessionmaker(engine)
+        task: asyncio.Task[None] | None = None
+        if run_ingest:
+            app.state.worker = IngestWorker(
+                app.state.sessions,
+                broker=settings.broker,
+                share_group=settings.share_group,
+                profiles=profiles,
+            )
+            task = asyncio.create_task(app.state.worker.run(), name="hub-ingest")
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            engine.dispose()
+
+    app = FastAPI(title="campus-iot hub", version="0.1.0", lifespan=lifespan)
+    for module in (schools, devices, alerts, system):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,227 @@
+"""``campus hub``: serve (API + ingest), ingest, migrate, validate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiomqtt
+import typer
+from rich.console import Console
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.worker import IngestWorker, make_client
+from cloud_hub.settings import ConfigError, HubSettings, load_hub_settings
+
+app = typer.Typer(
+    help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True
+)
+console = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="hub.yaml (optional; CAMPUS_HUB_* env also applies)"),
+]
+DatabaseOpt = Annotated[str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql://host/db")]
+BrokerHostOpt = Annotated[str | None, typer.Option(help="Hub broker host.")]
+BrokerPortOpt = Annotated[int | None, typer.Option(help="Hub broker port.")]
+BrokerUserOpt = Annotated[str | None, typer.Option(help="Hub broker username (default hub).")]
+BrokerPasswordOpt = Annotated[
+    str | None, typer.Option(help="Hub broker password (prefer CAMPUS_HUB_BROKER__PASSWORD).")
+]
+DevelopmentOpt = Annotated[
+    bool | None, typer.Option("--development/--no-development", help="Allow placeholder secrets.")
+]
+
+
+def _load(
+    config: Path | None,
+    *,
+    database_url: str | None = None,
+    broker_host: str | None = None,
+    broker_port: int | None = None,
+    broker_username: str | None = None,
+    broker_password: str | None = None,
+    development: bool | None = None,
+    api: dict[str, Any] | None = None,
+) -> HubSettings:
+    overrides: dict[str, Any] = {}
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    if development is not None:
+        overrides["development"] = development
+    broker = {
+        key: value
+        for key, value in (
+            ("host", broker_host),
+            ("port", broker_port),
+            ("username", broker_username),
+            ("password", broker_password),
+        )
+        if value is not None
+    }
+    if broker:
+        overrides["broker"] = broker
+    if api:
+        overrides["api"] = api
+    try:
+        return load_hub_settings(config, **overrides)
+    except ConfigError as exc:
+        console.print(f"[red]invalid hub configuration[/red]\n{exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="API listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="API listen port.")] = None,
+    database_url: DatabaseOpt = None,
+    broker_host: BrokerHostOpt = None,
+    broker_port: BrokerPortOpt = None,
+    broker_username: BrokerUserOpt = None,
+    broker_password: BrokerPasswordOpt = None,
+    development: DevelopmentOpt = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest/--no-ingest", help="Also consume the broker.")
+    ] = True,
+) -> None:
+    """Run the REST API and (by default) the ingest worker in one process."""
+    import uvicorn
+
+    from cloud_hub.api.main import create_app
+
+    api = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = _load(
+        config,
+        database_url=database_url,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        broker_username=broker_username,
+        broker_password=broker_password,
+        development=development,
+        api=api,
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(
+        create_app(settings, run_ingest=ingest), host=settings.api.host, port=settings.api.port
+    )
+
+
+@app.command("ingest")
+def ingest_command(
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    broker_host: BrokerHostOpt = None,
+    broker_port: BrokerPortOpt = None,
+    broker_username: BrokerUserOpt = None,
+    broker_password: BrokerPasswordOpt = None,
+    development: DevelopmentOpt = None,
+) -> None:
+    """Run only the ingest worker (scale out with share_group and one client_id per worker)."""
+    settings = _load(
+        config,
+        database_url=database_url,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        broker_username=broker_username,
+        broker_password=broker_password,
+        development=development,
+    )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = make_engine(settings.database_url)
+    if engine.dialect.name == "sqlite":
+        create_schema(engine)
+    worker = IngestWorker(
+        make_sessionmaker(engine), broker=settings.broker, share_group=settings.share_group
+    )
+    try:
+        asyncio.run(worker.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def migrate(
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    development: DevelopmentOpt = None,
+) -> None:
+    """Create the hub's tables (idempotent)."""
+    settings = _load(config, database_url=database_url, development=development)
+    engine = make_engine(settings.database_url)
+    try:
+        create_schema(engine)
+    except SQLAlchemyError as exc:
+        console.print(f"[red]migrate failed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"tables ready in {engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def validate(
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    broker_host: BrokerHostOpt = None,
+    broker_port: BrokerPortOpt = None,
+    broker_username: BrokerUserOpt = None,
+    broker_password: BrokerPasswordOpt = None,
+    development: DevelopmentOpt = None,
+) -> None:
+    """Load the settings, then check the database and the broker accept a connection."""
+    settings = _load(
+        config,
+        database_url=database_url,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        broker_username=broker_username,
+        broker_password=broker_password,
+        development=development,
+    )
+    console.print(f"settings ok: role {settings.role}")
+    ok = _check_database(settings) & _check_broker(settings)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _check_database(settings: HubSettings) -> bool:
+    engine = make_engine(settings.database_url)
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        console.print(f"[red]database {where}: {exc.__class__.__name__}: {exc}[/red]")
+        return False
+    finally:
+        engine.dispose()
+    console.print(f"database {where}: ok")
+    return True
+
+
+def _check_broker(settings: HubSettings) -> bool:
+    broker = settings.broker
+    where = f"{broker.host}:{broker.port} as {broker.username}"
+
+    async def connect() -> None:
+        async with make_client(broker, identifier=f"{broker.client_id}-validate", persistent=False):
+            pass
+
+    try:
+        asyncio.run(connect())
+    except (aiomqtt.MqttError, OSError) as exc:
+        console.print(f"[red]broker {where}: {exc}[/red]")
+        return False
+    console.print(f"broker {where}: ok")
+    return True

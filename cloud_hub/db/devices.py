@@ -1,0 +1,74 @@
+"""Rooms and devices: registration from heartbeats and telemetry, and the device listing."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campus_protocol.messages import DeviceHealth, DeviceStatus
+from cloud_hub.db.models import Device, Gateway, Room
+
+
+def ensure_room(session: Session, *, gateway_id: str, key: str, name: str = "") -> Room:
+    """The room ``key`` of ``gateway_id``, created when new and renamed when ``name`` is given."""
+    room = session.scalar(select(Room).where(Room.gateway_id == gateway_id, Room.key == key))
+    if room is None:
+        room = Room(gateway_id=gateway_id, key=key, name=name)
+        session.add(room)
+        session.flush()
+    elif name:
+        room.name = name
+    return room
+
+
+def find_device(session: Session, *, gateway_id: str, key: str) -> Device | None:
+    return session.scalar(select(Device).where(Device.gateway_id == gateway_id, Device.key == key))
+
+
+def apply_device_health(session: Session, *, gateway_id: str, health: DeviceHealth) -> Device:
+    """Register or update a device from the agent's heartbeat (the authority on its status)."""
+    room = ensure_room(session, gateway_id=gateway_id, key=health.room, name=health.room_name)
+    device = find_device(session, gateway_id=gateway_id, key=health.device)
+    if device is None:
+        device = Device(gateway_id=gateway_id, key=health.device, profile=health.profile)
+        session.add(device)
+    device.room_id = room.id
+    device.profile = health.profile
+    device.protocol = health.protocol
+    device.status = health.status.value
+    device.last_ok_at = health.last_ok_at or device.last_ok_at
+    device.last_error = health.last_error
+    session.flush()
+    return device
+
+
+def ensure_device(
+    session: Session, *, gateway_id: str, key: str, room: str, profile: str, protocol: str
+) -> Device:
+    """The device a telemetry message names, registered from the message when not yet known."""
+    device = find_device(session, gateway_id=gateway_id, key=key)
+    if device is None:
+        room_row = ensure_room(session, gateway_id=gateway_id, key=room)
+        device = Device(
+            gateway_id=gateway_id,
+            key=key,
+            room_id=room_row.id,
+            profile=profile,
+            protocol=protocol,
+            status=DeviceStatus.UNKNOWN.value,
+        )
+        session.add(device)
+        session.flush()
+    return device
+
+
+def list_devices(
+    session: Session, *, school_id: str | None = None, profile: str | None = None
+) -> list[Device]:
+    """Devices ordered by gateway and id, optionally of one school or one profile."""
+    query = select(Device).join(Gateway).order_by(Device.gateway_id, Device.key)
+    if school_id is not None:
+        query = query.where(Gateway.school_id == school_id)
+    if profile is not None:
+        query = query.where(Device.profile == profile)
+    return list(session.scalars(query))

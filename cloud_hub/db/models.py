@@ -1,0 +1,152 @@
+"""Hub tables: topology (district, school, gateway, room, device), telemetry, alerts, dedupe."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cloud_hub.db.base import Base
+
+Key = String(64)
+
+
+class AlertState(StrEnum):
+    ACTIVE = "active"
+    CLEARED = "cleared"
+
+
+class AlertSource(StrEnum):
+    HUB = "hub"  # threshold evaluated by the hub on telemetry windows
+    EDGE = "edge"  # Event raised by the gateway's rules
+
+
+class District(Base):
+    __tablename__ = "district"
+
+    id: Mapped[str] = mapped_column(Key, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    city_id: Mapped[str] = mapped_column(Key, index=True)
+    city_name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class School(Base):
+    __tablename__ = "school"
+
+    id: Mapped[str] = mapped_column(Key, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    district_id: Mapped[str] = mapped_column(ForeignKey("district.id"), index=True)
+
+    district: Mapped[District] = relationship(lazy="joined")
+
+
+class Gateway(Base):
+    """A school's edge agent; ``id`` is its node id. ``online`` is None until a state message."""
+
+    __tablename__ = "gateway"
+
+    id: Mapped[str] = mapped_column(Key, primary_key=True)
+    school_id: Mapped[str | None] = mapped_column(ForeignKey("school.id"), index=True)
+    online: Mapped[bool | None] = mapped_column(default=None)
+    state_changed_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]  # hub clock when the last heartbeat arrived
+    heartbeat_sent_at: Mapped[datetime | None]  # gateway clock of the heartbeat last applied
+    agent_version: Mapped[str] = mapped_column(String(200), default="")
+    heartbeat_interval_s: Mapped[float | None] = mapped_column(Float)
+    outbox_depth: Mapped[int | None] = mapped_column(Integer)
+
+
+class Room(Base):
+    """A room as a gateway names it; ``key`` is the room id in the agent's config."""
+
+    __tablename__ = "room"
+    __table_args__ = (UniqueConstraint("gateway_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateway.id"))
+    key: Mapped[str] = mapped_column(Key)
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Device(Base):
+    """A device behind a gateway; ``key`` is its id in the agent's config (unique per gateway)."""
+
+    __tablename__ = "device"
+    __table_args__ = (UniqueConstraint("gateway_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateway.id"), index=True)
+    key: Mapped[str] = mapped_column(Key)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("room.id"))
+    profile: Mapped[str] = mapped_column(Key)
+    protocol: Mapped[str] = mapped_column(Key, default="")
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    last_seen_at: Mapped[datetime | None]  # end of the newest telemetry window
+
+    gateway: Mapped[Gateway] = relationship(lazy="joined")
+    room: Mapped[Room | None] = relationship(lazy="joined")
+
+
+class LatestValue(Base):
+    __tablename__ = "latest_value"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), primary_key=True)
+    point: Mapped[str] = mapped_column(Key, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(200), default="")
+    at: Mapped[datetime]
+
+
+class TelemetryWindow(Base):
+    __tablename__ = "telemetry_window"
+    __table_args__ = (UniqueConstraint("device_id", "window_start", "point"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    point: Mapped[str] = mapped_column(Key)
+    count: Mapped[int] = mapped_column(Integer)
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    mean: Mapped[float] = mapped_column(Float)
+    last: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SeenSeq(Base):
+    """One row per accepted (node, seq): the dedupe ledger."""
+
+    __tablename__ = "seen_seq"
+
+    node: Mapped[str] = mapped_column(Key, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class Alert(Base):
+    """An alert from a hub threshold rule or an edge event; one active per device+rule+source."""
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_lookup", "gateway_id", "device", "rule", "source", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    school_id: Mapped[str | None] = mapped_column(ForeignKey("school.id"), index=True)
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateway.id"))
+    device: Mapped[str] = mapped_column(Key)
+    point: Mapped[str] = mapped_column(Key)
+    rule: Mapped[str] = mapped_column(Key)
+    severity: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), default=AlertState.ACTIVE.value)
+    source: Mapped[str] = mapped_column(String(8))
+    opened_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    value: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    standard: Mapped[str] = mapped_column(String(200), default="")
+    message: Mapped[str] = mapped_column(String(500), default="")

@@ -1,0 +1,1 @@
+"""Hub ingest: MQTT consumer, validation, dedupe and storage of uplink messages."""

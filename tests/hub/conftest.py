@@ -1,0 +1,60 @@
+"""Hub fixtures: the same tests run on SQLite and on PostgreSQL (a throw-away schema)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.worker import IngestWorker
+from device_profiles.loader import load_profiles
+from device_profiles.schema import Profile
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def profiles() -> dict[str, Profile]:
+    return load_profiles()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: an SQLite file, or a uniquely named PostgreSQL schema dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    schema = f"hub_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield (
+                "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+                f"?options=-csearch_path%3D{schema}"
+            )
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def worker(sessions: sessionmaker[Session], profiles: dict[str, Profile]) -> IngestWorker:
+    return IngestWorker(sessions, profiles=profiles)

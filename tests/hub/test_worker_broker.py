@@ -1,0 +1,136 @@
+"""IngestWorker against a real Mosquitto: connected as "hub", fed by a gateway at QoS 1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_hub.broker import MosquittoBroker
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.settings import BrokerSettings
+from device_profiles.schema import Profile
+from tests.hub.builders import T0, stats, telemetry
+
+WorkerFactory = Callable[[], contextlib.AbstractAsyncContextManager[IngestWorker]]
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> sessionmaker[Session]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    create_schema(engine)
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def start_worker(
+    mosquitto_broker: MosquittoBroker,
+    sqlite_sessions: sessionmaker[Session],
+    profiles: dict[str, Profile],
+) -> WorkerFactory:
+    """Run a worker as user "hub" with a stable client id until the context exits."""
+    broker = BrokerSettings(
+        host=mosquitto_broker.host,
+        port=mosquitto_broker.port,
+        username=mosquitto_broker.hub_username,
+        password=mosquitto_broker.hub_password,
+        client_id="hub-test",
+    )
+
+    @contextlib.asynccontextmanager
+    async def running() -> AsyncIterator[IngestWorker]:
+        worker = IngestWorker(sqlite_sessions, broker=broker, profiles=profiles)
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.wait_for(worker.connected.wait(), 5)
+            yield worker
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    return running
+
+
+async def publish_as(broker: MosquittoBroker, gateway: str, *messages: tuple[str, bytes]) -> None:
+    async with aiomqtt.Client(
+        broker.host, broker.port, username=gateway, password=broker.password_for(gateway)
+    ) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+
+
+async def windows_stored(sessions: sessionmaker[Session], expected: int, wait_s: float = 5) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        with sessions() as session:
+            stored = session.scalar(select(func.count()).select_from(TelemetryWindow)) or 0
+        if stored >= expected or loop.time() > deadline:
+            return stored
+        await asyncio.sleep(0.05)
+
+
+async def test_telemetry_published_by_a_gateway_lands_in_the_database(
+    mosquitto_broker: MosquittoBroker,
+    start_worker: WorkerFactory,
+    sqlite_sessions: sessionmaker[Session],
+) -> None:
+    async with start_worker() as worker:
+        await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(640)}))
+
+        assert await windows_stored(sqlite_sessions, 1) == 1
+        assert worker.accepted == 1
+
+
+async def test_the_worker_survives_a_broker_restart_and_keeps_ingesting(
+    mosquitto_broker: MosquittoBroker,
+    start_worker: WorkerFactory,
+    sqlite_sessions: sessionmaker[Session],
+) -> None:
+    async with start_worker() as worker:
+        await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(1)}))
+        assert await windows_stored(sqlite_sessions, 1) == 1
+
+        mosquitto_broker.restart()
+        await asyncio.wait_for(_reconnected(worker), 15)
+        again = telemetry(seq=2, points={"co2": stats(2)}, start=T0 + timedelta(minutes=1))
+        await publish_as(mosquitto_broker, "gw-1", again, again)
+
+        assert await windows_stored(sqlite_sessions, 2) == 2
+        await asyncio.wait_for(_until(lambda: worker.duplicates == 1), 5)
+        assert worker.accepted == 2
+
+
+async def test_messages_published_while_the_worker_is_away_arrive_when_it_returns(
+    mosquitto_broker: MosquittoBroker,
+    start_worker: WorkerFactory,
+    sqlite_sessions: sessionmaker[Session],
+) -> None:
+    """The persistent session (stable client id, clean_session False) queues QoS 1 messages."""
+    async with start_worker():
+        pass  # subscribes once, then goes away
+    await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(1)}))
+
+    async with start_worker() as returning:
+        assert await windows_stored(sqlite_sessions, 1) == 1
+        assert returning.accepted == 1
+
+
+async def _reconnected(worker: IngestWorker) -> None:
+    while worker.connected.is_set():  # noqa: ASYNC110 - polling the worker from outside
+        await asyncio.sleep(0.05)
+    await worker.connected.wait()
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - polling the worker from outside
+        await asyncio.sleep(0.05)

@@ -40,8 +40,10 @@ class MosquittoDemoBroker:
         return self._broker.password_for(gateway)
 
     def describe(self) -> str:
-        return (f"Mosquitto, hub listener {self.host}:{self.port} (password per gateway + ACL), "
-                f"site listener {self.host}:{self.site_port}; config {self._broker.config_path}")
+        return (
+            f"Mosquitto, hub listener {self.host}:{self.port} (password per gateway + ACL), "
+            f"site listener {self.host}:{self.site_port}; config {self._broker.config_path}"
+        )
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._broker.stop)
@@ -78,9 +80,11 @@ class AmqttDemoBroker:
         return self._passwords[gateway]
 
     def describe(self) -> str:
-        return (f"amqtt in-process on {self.host}:{self.port} and {self.host}:{self.site_port} — "
-                "Mosquitto was not found, so there is NO per-gateway ACL; install the Debian "
-                "package 'mosquitto' for the secured set-up")
+        return (
+            f"amqtt in-process on {self.host}:{self.port} and {self.host}:{self.site_port} — "
+            "Mosquitto was not found, so there is NO per-gateway ACL; install the Debian "
+            "package 'mosquitto' for the secured set-up"
+        )
 
     async def stop(self) -> None:
         await self._broker.shutdown()

@@ -31,20 +31,24 @@ console = Console()
 
 def demo(
     districts: Annotated[int, typer.Option(min=1, max=20, help="Districts in the city.")] = 3,
-    schools_per_district: Annotated[int, typer.Option(min=1, max=50, help="Schools per district.")] = 4,
+    schools_per_district: Annotated[
+        int, typer.Option(min=1, max=50, help="Schools per district.")
+    ] = 4,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the hub's REST API.")] = 8000,
     duration: Annotated[
         float | None, typer.Option(min=1, help="Stop by itself after this many seconds.")
     ] = None,
     window_s: Annotated[float, typer.Option(min=1, help="Agents' aggregation window.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 2026,
-    workdir: Annotated[Path, typer.Option(help="Where broker, hub and agents keep their files.")] = Path(
-        "var/demo"
-    ),
+    workdir: Annotated[
+        Path, typer.Option(help="Where broker, hub and agents keep their files.")
+    ] = Path("var/demo"),
 ) -> None:
     """Run a simulated city (districts x schools), the hub and one edge agent per school."""
     plan = plan_city(districts, schools_per_district, seed=seed)
-    options = DemoOptions(plan=plan, port=port, duration=duration, window_s=window_s, workdir=workdir)
+    options = DemoOptions(
+        plan=plan, port=port, duration=duration, window_s=window_s, workdir=workdir
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(options))
     console.print("[bold]demo stopped[/bold]: every process has exited")
@@ -74,7 +78,7 @@ async def run_demo(options: DemoOptions) -> None:
             options.plan,
             host="127.0.0.1",
             site_broker_host=broker.host,
-            site_broker_port=broker.site_port,
+            site_broker_port=broker.site_port or broker.port,
             clock=SimClock(speed=1.0, start=school_morning(at=time(9, 0))),
         )
         api = f"http://127.0.0.1:{options.port}"
@@ -84,11 +88,15 @@ async def run_demo(options: DemoOptions) -> None:
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
         started = wall.monotonic()
         await _wait_until_online(api, supervisor, len(options.plan.schools))
-        console.print(f"all {len(options.plan.schools)} schools online after "
-                      f"{wall.monotonic() - started:.1f} s")
+        console.print(
+            f"all {len(options.plan.schools)} schools online after "
+            f"{wall.monotonic() - started:.1f} s"
+        )
         console.print(await _schools_table(api))
-        console.print(f"\nhub API: [bold]{api}/api/v1/schools[/bold]  (docs: {api}/docs, "
-                      f"dashboard: {api}/)\nlogs: {supervisor.log_dir}\nCtrl-C stops the demo.")
+        console.print(
+            f"\nhub API: [bold]{api}/api/v1/schools[/bold]  (docs: {api}/docs, "
+            f"dashboard: {api}/)\nlogs: {supervisor.log_dir}\nCtrl-C stops the demo."
+        )
         await _watch(api, supervisor, options.duration, started)
     finally:
         codes = supervisor.stop_all()
@@ -109,7 +117,9 @@ def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions)
         "CAMPUS_HUB_BROKER__PASSWORD": broker.hub_password,
         "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
     }
-    supervisor.start("hub", "hub", "serve", "--host", "127.0.0.1", "--port", str(options.port), env=env)
+    supervisor.start(
+        "hub", "hub", "serve", "--host", "127.0.0.1", "--port", str(options.port), env=env
+    )
 
 
 def _write_agent_config(
@@ -143,7 +153,9 @@ async def _fetch_schools(client: httpx.AsyncClient, api: str) -> list[dict[str, 
     return data
 
 
-async def _wait_until_online(api: str, supervisor: Supervisor, expected: int, timeout_s: float = 120) -> None:
+async def _wait_until_online(
+    api: str, supervisor: Supervisor, expected: int, timeout_s: float = 120
+) -> None:
     deadline = wall.monotonic() + timeout_s
     last = -1
     async with httpx.AsyncClient() as client:
@@ -160,7 +172,9 @@ async def _wait_until_online(api: str, supervisor: Supervisor, expected: int, ti
             if online >= expected:
                 return
             await asyncio.sleep(1)
-    raise RuntimeError(f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs")
+    raise RuntimeError(
+        f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs"
+    )
 
 
 async def _watch(api: str, supervisor: Supervisor, duration: float | None, started: float) -> None:
@@ -170,8 +184,10 @@ async def _watch(api: str, supervisor: Supervisor, duration: float | None, start
             await asyncio.sleep(min(10.0, duration or 10.0))
             with contextlib.suppress(httpx.HTTPError):
                 schools = await _fetch_schools(client, api)
-                counts = {s: sum(1 for x in schools if x["status"] == s)
-                          for s in ("online", "degraded", "offline")}
+                counts = {
+                    s: sum(1 for x in schools if x["status"] == s)
+                    for s in ("online", "degraded", "offline")
+                }
                 console.print(f"{datetime.now():%H:%M:%S} schools {counts}")
 
 
@@ -179,7 +195,8 @@ def _raise_if_a_child_died(supervisor: Supervisor) -> None:
     for child in supervisor.exited():
         tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(
-            f"{child.name} exited with {child.process.returncode}; last log lines:\n" + "\n".join(tail)
+            f"{child.name} exited with {child.process.returncode}; last log lines:\n"
+            + "\n".join(tail)
         )
 
 

@@ -1,4 +1,4 @@
-"""The ``campus`` command: ``campus agent …``, ``campus hub …``, ``campus sim …`` and ``campus demo``."""
+"""The ``campus`` command: ``agent …``, ``hub …``, ``sim …`` and ``demo``."""
 
 from __future__ import annotations
 

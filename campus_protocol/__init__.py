@@ -33,7 +33,14 @@ from campus_protocol.messages import (
     State,
     Telemetry,
 )
-from campus_protocol.topics import Direction, ParsedTopic, downlink_topic, hub_subscription, parse_topic, uplink_topic
+from campus_protocol.topics import (
+    Direction,
+    ParsedTopic,
+    downlink_topic,
+    hub_subscription,
+    parse_topic,
+    uplink_topic,
+)
 
 __all__ = [
     "BODY_MODELS",

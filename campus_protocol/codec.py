@@ -24,7 +24,7 @@ _KINDS_BY_VALUE = {kind.value: kind for kind in MessageKind}
 
 
 def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
-    """Serialise ``envelope``; raises ``TooLarge`` rather than emit a message the hub would refuse."""
+    """Serialise ``envelope``; raises ``TooLarge`` rather than emit what the hub would refuse."""
     data = orjson.dumps(envelope.model_dump(mode="json"))
     if len(data) > max_bytes:
         raise TooLarge(f"{envelope.kind.value} message is {len(data)} bytes, bound is {max_bytes}")

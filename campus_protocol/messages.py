@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
 Label = Annotated[str, Field(max_length=200)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -24,8 +26,14 @@ class MessageKind(StrEnum):
 
 
 UPLINK_KINDS = frozenset(
-    {MessageKind.TELEMETRY, MessageKind.EVENT, MessageKind.HEALTH, MessageKind.STATE,
-     MessageKind.CMDRES, MessageKind.REPORTED}
+    {
+        MessageKind.TELEMETRY,
+        MessageKind.EVENT,
+        MessageKind.HEALTH,
+        MessageKind.STATE,
+        MessageKind.CMDRES,
+        MessageKind.REPORTED,
+    }
 )
 DOWNLINK_KINDS = frozenset({MessageKind.CMD, MessageKind.CONFIG})
 

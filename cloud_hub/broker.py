@@ -156,7 +156,9 @@ class MosquittoBroker:
         while not all(_accepts(self.host, p) for p in ports):
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise BrokerError(f"mosquitto exited with {self._process.returncode}: {err.strip()}")
+                raise BrokerError(
+                    f"mosquitto exited with {self._process.returncode}: {err.strip()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise BrokerError(f"mosquitto did not listen on {ports} within {timeout_s} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from pydantic_settings import (
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
 from device_profiles.loader import format_validation_error
+from device_profiles.schema import Profile
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password"})
@@ -109,10 +111,13 @@ class AgentSettings(BaseSettings):
         username = self.hub.username or self.gateway.id
         if username != self.gateway.id:
             raise ValueError(
-                f"hub.username: must equal gateway.id {self.gateway.id!r} (the broker ACL keys on it)"
+                f"hub.username: must equal gateway.id {self.gateway.id!r} "
+                "(the broker ACL keys on it)"
             )
         if not self.development and self.hub.password.get_secret_value() in PLACEHOLDER_SECRETS:
-            raise ValueError("hub.password: placeholder or empty password refused outside development")
+            raise ValueError(
+                "hub.password: placeholder or empty password refused outside development"
+            )
         return self
 
     @classmethod
@@ -148,3 +153,23 @@ def load_agent_settings(path: Path, **overrides: Any) -> AgentSettings:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(str(path), exc)) from None
     return AgentSettings.model_validate(loaded.model_dump())
+
+
+def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profile]) -> list[str]:
+    """Cross-check devices against the loaded profiles: one ``field.path: rule`` line each."""
+    errors: list[str] = []
+    known = ", ".join(sorted(profiles)) or "none loaded"
+    for index, device in enumerate(settings.devices):
+        profile = profiles.get(device.profile)
+        if profile is None:
+            errors.append(
+                f'devices[{index}].profile: unknown profile "{device.profile}" (known: {known})'
+            )
+            continue
+        endpoint = "modbus" if device.modbus is not None else "mqtt"
+        if profile.protocol != endpoint:
+            errors.append(
+                f'devices[{index}].{endpoint}: profile "{profile.id}" speaks {profile.protocol}, '
+                f"so the device needs a {profile.protocol}: endpoint"
+            )
+    return errors

@@ -14,7 +14,7 @@ TEST_GATEWAYS = ["gw-1", "gw-2"]
 
 @pytest.fixture
 def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """Mosquitto on free ports: a hub listener with passwords + ACL, and an anonymous site listener."""
+    """Mosquitto on free ports: a hub listener (passwords + ACL) and an anonymous site listener."""
     broker = MosquittoBroker(workdir=tmp_path / "mosquitto", gateways=list(TEST_GATEWAYS))
     broker.start()
     try:

@@ -12,8 +12,10 @@ from cloud_hub.broker import MosquittoBroker
 
 
 def client(broker: MosquittoBroker, user: str, password: str | None = None) -> aiomqtt.Client:
-    secret = password if password is not None else (
-        broker.hub_password if user == broker.hub_username else broker.password_for(user)
+    secret = (
+        password
+        if password is not None
+        else (broker.hub_password if user == broker.hub_username else broker.password_for(user))
     )
     return aiomqtt.Client(broker.host, broker.port, username=user, password=secret)
 
@@ -54,7 +56,7 @@ async def test_gateway_cannot_read_other_gateways_uplink(mosquitto_broker):
 
 @pytest.mark.parametrize(("user", "password"), [("gw-1", "wrong"), ("gw-9", "anything"), ("", "")])
 async def test_bad_credentials_are_refused(mosquitto_broker, user, password):
-    with pytest.raises(aiomqtt.MqttError, match="[Nn]ot authori[sz]ed|[Bb]ad user"):
+    with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed|[Bb]ad user"):
         async with client(mosquitto_broker, user, password):
             pass
 

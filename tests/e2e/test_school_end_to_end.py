@@ -37,7 +37,12 @@ POLL_S = 0.2
 SERVED = {
     "sensecap_s_co2_03": {"co2": 812.0, "temperature": 23.45, "humidity": 41.5},
     "renke_rs_gzws_n01": {"illuminance": 456.0, "temperature": 21.3, "humidity": 55.5},
-    "eastron_sdm120": {"voltage": 229.5, "current": 1.25, "active_power": 286.875, "frequency": 50.0},
+    "eastron_sdm120": {
+        "voltage": 229.5,
+        "current": 1.25,
+        "active_power": 286.875,
+        "frequency": 50.0,
+    },
     "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
     "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
     "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},

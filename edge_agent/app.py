@@ -1,0 +1,208 @@
+"""The agent: wires sources -> aggregator -> outbox -> uplink and shuts them down in reverse.
+
+Shutdown (``request_stop``): sources stop first, then the window and heartbeat loops. Windows
+that have closed are enqueued; open (partial) windows are dropped, never sent. The uplink then
+drains the outbox for up to ``stop_grace_s``, publishes ``State(online=False)`` retained and
+disconnects; rows it could not send stay in the outbox for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from campus_protocol.messages import Body, Health, MessageKind
+from device_profiles.schema import Profile
+from edge_agent.aggregate import DeviceMeta, WindowAggregator
+from edge_agent.health import OUTBOX_DISCARDED, WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
+from edge_agent.outbox import LANE_NAMES, LANES, Outbox
+from edge_agent.settings import AgentSettings, ConfigError, check_device_profiles
+from edge_agent.sources.base import DeviceState, Reading, Source
+from edge_agent.sources.modbus import DeviceCoordinator, ModbusSource
+from edge_agent.sources.mqtt_site import MqttSiteSource
+from edge_agent.uplink import HubUplink
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite3"
+MAX_HEALTH_DEVICES = 1024
+
+try:
+    AGENT_VERSION = version("campus-iot")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    AGENT_VERSION = "0.0.0+local"
+
+
+def check_profiles(settings: AgentSettings, profiles: Mapping[str, Profile]) -> None:
+    """Raise ``ConfigError`` naming each device whose profile is unknown or of another protocol."""
+    errors = check_device_profiles(settings, profiles)
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def build_sources(
+    settings: AgentSettings,
+    profiles: Mapping[str, Profile],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> tuple[ModbusSource | None, MqttSiteSource | None]:
+    """One Modbus source (a coordinator per device) and one site MQTT source, when configured."""
+    coordinators = [
+        DeviceCoordinator(d, profiles[d.profile], clock=clock)
+        for d in settings.devices
+        if d.modbus is not None
+    ]
+    mqtt_devices = [(d, profiles[d.profile]) for d in settings.devices if d.mqtt is not None]
+    return (
+        ModbusSource(coordinators) if coordinators else None,
+        MqttSiteSource(settings.site_broker, mqtt_devices, clock=clock) if mqtt_devices else None,
+    )
+
+
+class Agent:
+    """One edge agent. ``await run()`` until ``request_stop()``."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        profiles: Mapping[str, Profile],
+        *,
+        stop_grace_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_profiles(settings, profiles)
+        self.settings = settings
+        self.node = settings.gateway.id
+        self.stop_grace_s = stop_grace_s
+        self._clock = clock
+        modbus, mqtt = build_sources(settings, profiles, clock=clock)
+        self.sources: list[Source] = [s for s in (modbus, mqtt) if s is not None]
+        self.aggregator = WindowAggregator(
+            settings.window_s,
+            {
+                d.id: DeviceMeta(
+                    profile=d.profile,
+                    room=d.room,
+                    units={
+                        p: profiles[d.profile].unit_of(p) for p in profiles[d.profile].point_names
+                    },
+                )
+                for d in settings.devices
+            },
+        )
+        self.outbox = Outbox(settings.data_dir / OUTBOX_FILE)
+        self.uplink = HubUplink(self.node, settings.hub, self.outbox)
+        self.windows_enqueued = 0
+        self.heartbeats_enqueued = 0
+        self.started_at = clock()
+        self._stop = asyncio.Event()
+
+    @property
+    def messages_published(self) -> dict[str, int]:
+        """Messages acknowledged by the hub broker, by kind (outbox rows only, not state)."""
+        return dict(self.uplink.published)
+
+    def device_states(self) -> list[DeviceState]:
+        return [state for source in self.sources for state in source.device_states()]
+
+    def request_stop(self) -> None:
+        """Begin a clean shutdown; ``run()`` returns when it is done."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run every stage under one TaskGroup until ``request_stop()``."""
+        self.started_at = self._clock()
+        log.info("agent %s starting with %d devices", self.node, len(self.settings.devices))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                uplink_task = tg.create_task(self.uplink.run(), name="uplink")
+                for source in self.sources:
+                    await source.start(self._on_reading)
+                loops = [
+                    tg.create_task(self._window_loop(), name="windows"),
+                    tg.create_task(self._heartbeat_loop(), name="heartbeat"),
+                ]
+                await self._stop.wait()
+                log.info("agent %s stopping", self.node)
+                await self._stop_sources()
+                for task in loops:
+                    task.cancel()
+                self._enqueue_closed_windows(self._clock())
+                self.uplink.close(self.stop_grace_s)
+                _, still_running = await asyncio.wait({uplink_task}, timeout=self.stop_grace_s + 5)
+                for task in still_running:
+                    task.cancel()
+        finally:
+            await self._stop_sources()
+            self.outbox.close()
+        log.info("agent %s stopped", self.node)
+
+    def status(self) -> StatusSnapshot:
+        """The status-page view of this agent."""
+        now = self._clock()
+        return StatusSnapshot(
+            gateway=self.node,
+            started_at=self.started_at,
+            taken_at=now,
+            devices=[DeviceStatusView.of(s, now) for s in self.device_states()],
+            uplink_connected=self.uplink.connected,
+            uplink_last_error=str(self.uplink.last_error or ""),
+            outbox_depth=self.outbox.depth(),
+            windows_enqueued=self.windows_enqueued,
+            messages_published=self.messages_published,
+            messages_discarded=dict(self.uplink.discarded),
+        )
+
+    def _on_reading(self, reading: Reading) -> None:
+        self.aggregator.add(reading)
+
+    async def _stop_sources(self) -> None:
+        for source in reversed(self.sources):
+            await source.stop()
+
+    async def _window_loop(self) -> None:
+        window = self.settings.window_s
+        while True:
+            now = self._clock()
+            await asyncio.sleep((math.floor(now / window) + 1) * window - now + 0.01)
+            self._enqueue_closed_windows(self._clock())
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._enqueue(MessageKind.HEALTH, self._health())
+            self.heartbeats_enqueued += 1
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    def _enqueue_closed_windows(self, now: float) -> None:
+        for body in self.aggregator.push(now):
+            if self._enqueue(MessageKind.TELEMETRY, body):
+                self.windows_enqueued += 1
+                WINDOWS_ENQUEUED.inc()
+
+    def _enqueue(self, kind: MessageKind, body: Body) -> bool:
+        try:
+            self.outbox.append(kind, body)
+        except sqlite3.Error:
+            log.exception("outbox write of a %s message failed", kind.value)
+            OUTBOX_DISCARDED.labels(LANE_NAMES[LANES.get(kind, 1)], "write_failed", "false").inc()
+            return False
+        self.uplink.wake()
+        return True
+
+    def _health(self) -> Health:
+        now = self._clock()
+        return Health(
+            site=self.settings.gateway.site,
+            agent_version=AGENT_VERSION,
+            started_at=datetime.fromtimestamp(self.started_at, UTC),
+            uptime_s=max(0.0, now - self.started_at),
+            heartbeat_interval_s=self.settings.heartbeat_s,
+            outbox_depth=self.outbox.depth(),
+            devices=[s.to_health() for s in self.device_states()[:MAX_HEALTH_DEVICES]],
+        )

@@ -1,0 +1,274 @@
+"""``campus agent``: run, validate, once, sample-config, outbox stats."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from device_profiles.loader import ProfileError, load_profiles, profile_files
+from device_profiles.schema import Profile
+from edge_agent.app import OUTBOX_FILE, Agent, build_sources, check_profiles
+from edge_agent.outbox import Outbox
+from edge_agent.settings import AgentSettings, ConfigError, load_agent_settings
+from edge_agent.sources.base import Reading
+from edge_agent.sources.modbus import ModbusSourceError
+
+app = typer.Typer(help="The campus edge agent (one per school gateway).", no_args_is_help=True)
+outbox_app = typer.Typer(help="Inspect the store-and-forward outbox.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="agent.yaml (see `campus agent sample-config`).")
+]
+ProfilesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--profiles", help="Extra directory of profile YAML files (bundled ones load too)."
+    ),
+]
+
+SAMPLE_CONFIG = """\
+# campus edge agent configuration (agent.yaml).
+# Precedence: defaults < this file < CAMPUS_AGENT_* environment (`__` nests, e.g.
+# CAMPUS_AGENT_HUB__PASSWORD) < command-line flags.
+# Check it with `campus agent validate -c agent.yaml`.
+
+gateway:
+  id: gw-demo-school-1          # node id: lowercase, digits, - and _; also the hub broker username
+  site:                          # where this gateway sits: city -> district -> school
+    city_id: city-1
+    city_name: Demo City
+    district_id: district-1
+    district_name: Demo District
+    school_id: school-1
+    school_name: Demo Primary School
+
+hub:                             # the hub broker this gateway forwards to
+  host: 127.0.0.1
+  port: 1883
+  # username: defaults to gateway.id, and must equal it (the broker ACL keys on it)
+  password: change-me            # refused outside development; prefer CAMPUS_AGENT_HUB__PASSWORD
+  # tls:
+  #   ca_file: /etc/campus/ca.pem
+  #   cert_file: /etc/campus/gw.pem   # optional client certificate
+  #   key_file: /etc/campus/gw.key
+  # keepalive_s: 30              # 5..3600
+
+site_broker:                     # the school's local broker that MQTT devices publish to
+  host: 127.0.0.1
+  port: 1883
+  # username: null
+  # password: null
+
+# data_dir: ./var/agent          # the outbox (SQLite WAL) lives here
+# window_s: 10                   # telemetry aggregation window, wall-clock aligned (0 < s <= 3600)
+# heartbeat_s: 10                # health heartbeat interval
+# status_port: null              # HTTP status page; 0 = any free port
+# development: false             # true allows placeholder passwords
+
+devices:
+  - id: room-101-lights          # unique per gateway
+    profile: arlight_dali_logic_lite   # a profile id from device_profiles/
+    room: room-101
+    room_name: Classroom 101
+    modbus:
+      host: 192.168.10.21
+      port: 502
+      # unit_id: 1               # default: the profile's default_unit_id
+      # poll_interval_s: 5       # default: the profile's poll_interval_s
+      # timeout_s: 1             # default: the profile's timeout_s
+  - id: room-101-air
+    profile: sensecap_s_co2_03
+    room: room-101
+    modbus: {host: 192.168.10.22}
+  - id: lab-3-gas
+    profile: honeywell_midas_gas
+    room: lab-3
+    room_name: Chemistry lab 3
+    modbus: {host: 192.168.10.31}
+  - id: rec-room-1
+    profile: recording_room_controller
+    room: rec-1
+    mqtt:
+      topic: school/rec-1/controller   # the profile adds /status
+"""
+
+
+def _load(config: Path, profiles_dir: Path | None) -> tuple[AgentSettings, dict[str, Profile]]:
+    """Settings and profiles, cross-checked; every error line names the file and field path."""
+    profiles = load_profiles()
+    if profiles_dir is not None:
+        extra = load_profiles(profile_files(profiles_dir))
+        clash = sorted(set(extra) & set(profiles))
+        if clash:
+            raise ProfileError(f"{profiles_dir}: ids already bundled: {', '.join(clash)}")
+        profiles.update(extra)
+    settings = load_agent_settings(config)
+    try:
+        check_profiles(settings, profiles)
+    except ConfigError as exc:
+        raise ConfigError(
+            "\n".join(f"{config}: {line}" for line in str(exc).splitlines())
+        ) from None
+    return settings, profiles
+
+
+def _load_or_exit(
+    config: Path, profiles_dir: Path | None
+) -> tuple[AgentSettings, dict[str, Profile]]:
+    try:
+        return _load(config, profiles_dir)
+    except (ConfigError, ProfileError) as exc:
+        for line in str(exc).splitlines():
+            errors.print(f"[red]error[/red] {line}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    profiles: ProfilesOption = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    stop_grace_s: Annotated[
+        float, typer.Option(help="How long to keep draining the outbox on shutdown.")
+    ] = 5.0,
+) -> None:
+    """Run the agent until SIGINT/SIGTERM, then stop cleanly."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings, loaded = _load_or_exit(config, profiles)
+    agent = Agent(settings, loaded, stop_grace_s=stop_grace_s)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.request_stop)
+        await agent.run()
+
+    asyncio.run(main())
+
+
+@app.command()
+def validate(config: ConfigOption, profiles: ProfilesOption = None) -> None:
+    """Load the config and profiles and print a summary, or the errors (exit 2)."""
+    settings, loaded = _load_or_exit(config, profiles)
+    console.print(
+        f"[bold]{config}[/bold]: gateway [cyan]{settings.gateway.id}[/cyan] "
+        f"({settings.gateway.site.school_id}), hub {settings.hub.host}:{settings.hub.port}"
+        f"{' TLS' if settings.hub.tls else ''}, window {settings.window_s:g} s, "
+        f"{len(loaded)} profiles"
+    )
+    table = Table("device", "profile", "room", "endpoint", "poll / expected", "points")
+    for device in settings.devices:
+        profile = loaded[device.profile]
+        if device.modbus is not None and profile.modbus is not None:
+            unit = (
+                device.modbus.unit_id
+                if device.modbus.unit_id is not None
+                else (profile.modbus.default_unit_id)
+            )
+            endpoint = f"modbus {device.modbus.host}:{device.modbus.port} unit {unit}"
+            cadence = f"{device.modbus.poll_interval_s or profile.modbus.poll_interval_s:g} s"
+        else:
+            assert device.mqtt is not None and profile.mqtt is not None
+            endpoint = f"mqtt {device.mqtt.topic}/{profile.mqtt.topic_suffix}"
+            cadence = f"{profile.mqtt.expected_interval_s:g} s"
+        table.add_row(
+            device.id, profile.id, device.room, endpoint, cadence, str(len(profile.point_names))
+        )
+    console.print(table)
+    console.print("[green]ok[/green]")
+
+
+@app.command()
+def once(
+    config: ConfigOption,
+    profiles: ProfilesOption = None,
+    wait_s: Annotated[
+        float, typer.Option(help="How long to wait for MQTT devices to publish.")
+    ] = 15.0,
+) -> None:
+    """Poll every device once and print the decoded values (like `telegraf --test`)."""
+    settings, loaded = _load_or_exit(config, profiles)
+    modbus, mqtt = build_sources(settings, loaded)
+
+    async def collect() -> dict[str, Reading | str]:
+        results: dict[str, Reading | str] = {}
+        if modbus is not None:
+            for coordinator, outcome in await modbus.poll_once():
+                results[coordinator.device_id] = (
+                    str(outcome) if isinstance(outcome, ModbusSourceError) else outcome
+                )
+        if mqtt is not None:
+            expected = {s.device for s in mqtt.device_states()}
+            all_heard = asyncio.Event()
+
+            def take(reading: Reading) -> None:
+                results.setdefault(reading.device, reading)
+                if expected <= results.keys():
+                    all_heard.set()
+
+            await mqtt.start(take)
+            try:
+                async with asyncio.timeout(wait_s):
+                    await all_heard.wait()
+            except TimeoutError:
+                for device in expected - results.keys():
+                    results[device] = f"no message within {wait_s:g} s"
+            finally:
+                await mqtt.stop()
+        return results
+
+    results = asyncio.run(collect())
+    table = Table("device", "point", "value", "unit")
+    failed = False
+    for device in settings.devices:
+        outcome = results.get(device.id, "not polled")
+        if isinstance(outcome, str):
+            failed = True
+            table.add_row(device.id, "[red]error[/red]", outcome, "")
+            continue
+        for point, value in outcome.values.items():
+            table.add_row(device.id, point, f"{value:g}", loaded[device.profile].unit_of(point))
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("sample-config")
+def sample_config() -> None:
+    """Print a commented sample agent.yaml."""
+    sys.stdout.write(SAMPLE_CONFIG)
+
+
+@outbox_app.command("stats")
+def outbox_stats(config: ConfigOption, profiles: ProfilesOption = None) -> None:
+    """Depth by kind, last seq and the oldest waiting row of the agent's outbox."""
+    settings, _ = _load_or_exit(config, profiles)
+    path = settings.data_dir / OUTBOX_FILE
+    if not path.exists():
+        console.print(f"no outbox at {path} (the agent has not run yet)")
+        return
+    with Outbox(path) as outbox:
+        stats = outbox.stats()
+    console.print(f"outbox {stats.path}: {stats.depth} rows waiting, last seq {stats.last_seq}")
+    if stats.oldest_created_at is not None:
+        oldest = datetime.fromtimestamp(stats.oldest_created_at, UTC).isoformat(timespec="seconds")
+        console.print(f"oldest waiting row written {oldest}")
+    table = Table("kind", "rows")
+    for kind, count in stats.by_kind.items():
+        table.add_row(kind, str(count))
+    console.print(table)

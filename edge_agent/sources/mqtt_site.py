@@ -1,0 +1,187 @@
+"""MQTT site source: one aiomqtt subscriber on the school's broker for every MQTT device.
+
+A device publishes JSON on ``<device mqtt.topic>/<profile mqtt.topic_suffix>``; payloads are
+decoded with ``device_profiles.mqtt_payload``. A malformed payload is counted and skipped, never
+fatal. A device is offline after ``3 x expected_interval_s`` without a good message (checked
+every second; the change is logged once each way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiomqtt
+
+from device_profiles.errors import PayloadError
+from device_profiles.mqtt_payload import decode_mqtt_payload
+from device_profiles.schema import MqttMapping, Profile
+from edge_agent.health import SOURCE_ERRORS, SOURCE_INVALID_VALUES, SOURCE_READINGS
+from edge_agent.settings import DeviceConfig, SiteBrokerSettings
+from edge_agent.sources.base import DeviceState, Emit, Reading
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "mqtt"
+SILENT_INTERVALS = 3
+
+
+class DeviceSilent(Exception):
+    """No good message from an MQTT device for ``3 x expected_interval_s``."""
+
+
+@dataclass
+class _Subscription:
+    topic: str
+    mapping: MqttMapping
+    state: DeviceState
+
+
+class MqttSiteSource:
+    """Subscribes to the site broker and turns device payloads into readings."""
+
+    protocol = PROTOCOL
+
+    def __init__(
+        self,
+        broker: SiteBrokerSettings,
+        devices: list[tuple[DeviceConfig, Profile]],
+        *,
+        reconnect_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.reconnect_s = reconnect_s
+        self.connected = False
+        self.malformed = 0
+        self._failing = False
+        self._clock = clock
+        self._started_at = clock()
+        self._by_topic: dict[str, _Subscription] = {}
+        for device, profile in devices:
+            if device.mqtt is None or profile.mqtt is None:
+                raise ValueError(f"{device.id}: MqttSiteSource needs an mqtt device and profile")
+            topic = f"{device.mqtt.topic.rstrip('/')}/{profile.mqtt.topic_suffix}"
+            state = DeviceState(
+                device=device.id,
+                profile=profile.id,
+                room=device.room,
+                room_name=device.room_name,
+                protocol=PROTOCOL,
+                _clock=clock,
+            )
+            self._by_topic[topic] = _Subscription(topic, profile.mqtt, state)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._by_topic)
+
+    async def start(self, emit: Emit) -> None:
+        self._started_at = self._clock()
+        self._tasks = [
+            asyncio.create_task(self._subscribe_loop(emit), name="mqtt_site:subscribe"),
+            asyncio.create_task(self._watchdog_loop(), name="mqtt_site:watchdog"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def device_states(self) -> list[DeviceState]:
+        return [s.state for s in self._by_topic.values()]
+
+    def handle(self, topic: str, payload: bytes, emit: Emit) -> None:
+        """Decode one message; unknown topics are ignored, bad payloads counted."""
+        sub = self._by_topic.get(topic)
+        if sub is None:
+            return
+        try:
+            decoded = decode_mqtt_payload(sub.mapping, payload)
+        except PayloadError as exc:
+            self.malformed += 1
+            SOURCE_ERRORS.labels(PROTOCOL, exc.reason).inc()
+            sub.state.last_exception = exc
+            return
+        now = self._clock()
+        if decoded.invalid:
+            sub.state.invalid_values += len(decoded.invalid)
+            SOURCE_INVALID_VALUES.labels(PROTOCOL).inc(len(decoded.invalid))
+        state = sub.state
+        if state.available is False:
+            log.info("%s: messages again after %.0f s", state.device, state.failing_for_s(now) or 0)
+        state.available = True
+        state.last_ok_at = now
+        state.failing_since = None
+        state.consecutive_failures = 0
+        state.last_exception = None
+        SOURCE_READINGS.labels(PROTOCOL).inc()
+        emit(Reading(device=state.device, values=decoded.values, at=now))
+
+    def check_silence(self) -> None:
+        """Mark devices offline after three expected intervals without a good message."""
+        now = self._clock()
+        for sub in self._by_topic.values():
+            state = sub.state
+            limit = SILENT_INTERVALS * sub.mapping.expected_interval_s
+            since = state.last_ok_at if state.last_ok_at is not None else self._started_at
+            if now - since <= limit or state.available is False:
+                continue
+            state.available = False
+            state.failing_since = now
+            state.consecutive_failures += 1
+            state.last_exception = DeviceSilent(
+                f"{state.device}: no message on {sub.topic} for {limit:g} s"
+            )
+            SOURCE_ERRORS.labels(PROTOCOL, "silent").inc()
+            log.error("%s", state.last_exception)
+
+    async def _subscribe_loop(self, emit: Emit) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.broker.host,
+                    self.broker.port,
+                    username=self.broker.username,
+                    password=self.broker.password.get_secret_value()
+                    if self.broker.password
+                    else None,
+                ) as client:
+                    for topic in self._by_topic:
+                        await client.subscribe(topic, qos=1)
+                    log.info(
+                        "site broker %s:%d %s",
+                        self.broker.host,
+                        self.broker.port,
+                        "recovered" if self._failing else "connected",
+                    )
+                    self.connected, self._failing = True, False
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = payload if isinstance(payload, bytes) else str(payload).encode()
+                        try:
+                            self.handle(str(message.topic), data, emit)
+                        except Exception:  # a bug of ours must not end the subscription
+                            log.exception("site message on %s not handled", message.topic)
+                            SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
+            except aiomqtt.MqttError as exc:
+                SOURCE_ERRORS.labels(PROTOCOL, "connection").inc()
+                if not self._failing:
+                    log.error(
+                        "site broker %s:%d failing: %s", self.broker.host, self.broker.port, exc
+                    )
+                self.connected, self._failing = False, True
+            await asyncio.sleep(self.reconnect_s)
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.check_silence()

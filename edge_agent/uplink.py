@@ -1,0 +1,199 @@
+"""Hub uplink: drains the outbox to the hub broker at QoS 1, deleting a row only on PUBACK.
+
+One connection at a time, reconnecting with jittered capped backoff (aiomqtt leaves reconnection
+to the caller). On connect it publishes ``State(online=True)`` retained; the broker publishes the
+will, ``State(online=False)`` retained, if the link dies. Every row is wrapped in an envelope at
+send time (``sent_at`` is the send time, ``seq`` the row's); a row that can never be encoded
+(too large, invalid body) is discarded and counted with a reason instead of blocking the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections import Counter
+
+import aiomqtt
+from pydantic import ValidationError
+
+from campus_protocol import codec
+from campus_protocol.envelope import Envelope
+from campus_protocol.errors import ProtocolError
+from campus_protocol.messages import BODY_MODELS, Body, MessageKind, State
+from campus_protocol.topics import uplink_topic
+from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
+from edge_agent.outbox import Outbox, OutboxRow
+from edge_agent.settings import HubBrokerSettings
+
+log = logging.getLogger(__name__)
+
+
+class HubUplink:
+    """The hub sink of one node: ``run()`` until ``close()``; ``wake()`` after appending rows."""
+
+    def __init__(
+        self,
+        node: str,
+        hub: HubBrokerSettings,
+        outbox: Outbox,
+        *,
+        batch_size: int = 100,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        publish_timeout_s: float = 10.0,
+        max_message_bytes: int = codec.MAX_MESSAGE_BYTES,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node = node
+        self.hub = hub
+        self.outbox = outbox
+        self.batch_size = batch_size
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.publish_timeout_s = publish_timeout_s
+        self.max_message_bytes = max_message_bytes
+        self.connected = False
+        self.last_error: BaseException | None = None
+        self.published: Counter[str] = Counter()
+        self.discarded: Counter[str] = Counter()
+        self.failed = 0
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._grace_s = 0.0
+        self._failing = False
+
+    def wake(self) -> None:
+        """Tell the uplink new rows are waiting."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, publish online state, drain the outbox; reconnect on failure until closed."""
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                async with self._client() as client:
+                    self._set_connected(True)
+                    attempt = 0
+                    await self._publish_state(client, online=True)
+                    await self._drain(client)
+                    await self._publish_state(client, online=False)
+                    self._set_connected(False)
+                    return
+            except aiomqtt.MqttError as exc:
+                self._set_connected(False, exc)
+            attempt += 1
+            delay = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** min(attempt - 1, 16))
+            await self._sleep_unless_stopping(delay * self._rng.uniform(0.5, 1.0))
+        self._set_connected(False)
+
+    def close(self, grace_s: float = 5.0) -> None:
+        """Ask ``run()`` to drain for up to ``grace_s``, publish offline state and return."""
+        self._stop.set()
+        self._grace_s = grace_s
+        self._wake.set()
+
+    def _client(self) -> aiomqtt.Client:
+        will = Envelope.wrap(node=self.node, seq=self.outbox.next_seq(), body=State(online=False))
+        tls = None
+        if self.hub.tls is not None:
+            tls = ssl.create_default_context(cafile=str(self.hub.tls.ca_file))
+            if self.hub.tls.cert_file is not None:
+                tls.load_cert_chain(
+                    str(self.hub.tls.cert_file),
+                    str(self.hub.tls.key_file) if self.hub.tls.key_file else None,
+                )
+        return aiomqtt.Client(
+            self.hub.host,
+            self.hub.port,
+            username=self.hub.username or self.node,
+            password=self.hub.password.get_secret_value() or None,
+            identifier=self.node,
+            will=aiomqtt.Will(
+                uplink_topic(self.node, MessageKind.STATE), codec.encode(will), qos=1, retain=True
+            ),
+            keepalive=self.hub.keepalive_s,
+            timeout=self.publish_timeout_s,
+            tls_context=tls,
+        )
+
+    async def _publish_state(self, client: aiomqtt.Client, *, online: bool) -> None:
+        envelope = Envelope.wrap(
+            node=self.node, seq=self.outbox.next_seq(), body=State(online=online)
+        )
+        await client.publish(
+            uplink_topic(self.node, MessageKind.STATE), codec.encode(envelope), qos=1, retain=True
+        )
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish rows in seq order until stopping (then for at most the grace period)."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while True:
+            if self._stop.is_set() and deadline is None:
+                deadline = loop.time() + self._grace_s
+            self._wake.clear()
+            rows = self.outbox.pending(self.batch_size)
+            for row in rows:
+                if deadline is not None and loop.time() >= deadline:
+                    break
+                await self._publish_row(client, row)
+            if deadline is not None and (not rows or loop.time() >= deadline):
+                return
+            if not rows:
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def _publish_row(self, client: aiomqtt.Client, row: OutboxRow) -> None:
+        try:
+            body: Body = BODY_MODELS[row.kind].model_validate_json(row.body)
+            envelope = Envelope.wrap(node=self.node, seq=row.seq, body=body)
+            payload = codec.encode(envelope, max_bytes=self.max_message_bytes)
+        except ProtocolError as exc:
+            self._discard(row, getattr(exc, "reason", "unencodable"), exc)
+            return
+        except ValidationError as exc:
+            self._discard(row, "invalid_body", exc)
+            return
+        await client.publish(uplink_topic(self.node, row.kind), payload, qos=1)
+        self.outbox.ack(row.seq)
+        self.published[row.kind.value] += 1
+        UPLINK_PUBLISHED.labels(row.kind.value).inc()
+
+    def _discard(self, row: OutboxRow, reason: str, exc: Exception) -> None:
+        log.error("outbox seq %d (%s) discarded: %s", row.seq, row.kind.value, exc)
+        self.outbox.discard(row, reason)
+        self.discarded[reason] += 1
+
+    def _set_connected(self, connected: bool, exc: BaseException | None = None) -> None:
+        """Log the change (error when it starts failing, info on recovery), count every failure."""
+        if exc is not None:
+            self.failed += 1
+            self.last_error = exc
+            UPLINK_FAILURES.labels("connection_lost" if self.connected else "connect").inc()
+            if not self._failing:
+                log.error("hub uplink %s:%d failing: %s", self.hub.host, self.hub.port, exc)
+                self._failing = True
+        elif connected and not self.connected:
+            log.info(
+                "hub uplink %s to %s:%d",
+                "recovered, connected" if self._failing else "connected",
+                self.hub.host,
+                self.hub.port,
+            )
+            self._failing = False
+            self.last_error = None
+        self.connected = connected
+        UPLINK_CONNECTED.set(1 if connected else 0)
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        try:
+            async with asyncio.timeout(delay):
+                await self._stop.wait()
+        except TimeoutError:
+            pass

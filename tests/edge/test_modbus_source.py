@@ -1,0 +1,158 @@
+"""DeviceCoordinator against a real pymodbus server on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from pymodbus.constants import ExcCodes
+
+from edge_agent.settings import DeviceConfig
+from edge_agent.sources.base import Reading
+from edge_agent.sources.modbus import (
+    DeviceCoordinator,
+    ModbusConnectError,
+    ModbusReadError,
+    ModbusSource,
+)
+from tests.edge.support import PROFILE, VALUES, free_port
+
+
+def device(port: int, **modbus: Any) -> DeviceConfig:
+    return DeviceConfig.model_validate(
+        {
+            "id": "lab-3-meter",
+            "profile": PROFILE.id,
+            "room": "lab-3",
+            "modbus": {"host": "127.0.0.1", "port": port, **modbus},
+        }
+    )
+
+
+async def test_refresh_decodes_every_point_with_scale_and_type(modbus_server: Any) -> None:
+    server = await modbus_server(PROFILE, VALUES)
+    coordinator = DeviceCoordinator(device(server.port), PROFILE)
+
+    reading = await coordinator.refresh()
+
+    assert reading.device == "lab-3-meter"
+    assert reading.values == pytest.approx(VALUES, rel=1e-6)
+    assert coordinator.available and coordinator.snapshot == reading
+    assert coordinator.consecutive_failures == 0 and coordinator.last_ok_at == reading.at
+    coordinator.close()
+
+
+async def test_one_request_per_contiguous_block(modbus_server: Any) -> None:
+    server = await modbus_server(PROFILE, VALUES)
+    coordinator = DeviceCoordinator(device(server.port), PROFILE)
+
+    await coordinator.refresh()
+
+    assert sorted(server.requests) == [
+        ("ReadHoldingRegistersRequest", 0, 6),
+        ("ReadHoldingRegistersRequest", 100, 3),
+        ("ReadInputRegistersRequest", 300, 2),
+    ]
+    coordinator.close()
+
+
+async def test_sentinel_value_is_skipped_and_counted(modbus_server: Any) -> None:
+    server = await modbus_server(PROFILE, {**VALUES, "lux": 65535})
+    coordinator = DeviceCoordinator(device(server.port), PROFILE)
+
+    reading = await coordinator.refresh()
+
+    assert "lux" not in reading.values
+    assert reading.values["level"] == 200
+    assert coordinator.state.invalid_values == 1
+    coordinator.close()
+
+
+async def test_exception_response_marks_device_offline_then_recovers(
+    modbus_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await modbus_server(PROFILE, VALUES)
+    coordinator = DeviceCoordinator(device(server.port, unit_id=1), PROFILE)
+    await coordinator.refresh()
+
+    server.fail_with = ExcCodes.ILLEGAL_ADDRESS
+    caplog.set_level(logging.INFO, logger="edge_agent.sources.modbus")
+    for _ in range(3):
+        with pytest.raises(ModbusReadError) as info:
+            await coordinator.refresh()
+
+    error = info.value
+    assert (error.device, error.unit, error.address, error.code) == ("lab-3-meter", 1, 0, 2)
+    assert "illegal data address" in str(error)
+    assert not coordinator.available
+    assert coordinator.consecutive_failures == 3
+    assert coordinator.last_exception is error
+    assert coordinator.snapshot is not None and coordinator.snapshot.values["level"] == 200
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, "only the OK -> failing change is logged at error"
+
+    server.fail_with = None
+    server.set_value(PROFILE, "level", 10)
+    reading = await coordinator.refresh()
+
+    assert coordinator.available and coordinator.consecutive_failures == 0
+    assert reading.values["level"] == 10
+    assert sum("recovered" in r.getMessage() for r in caplog.records) == 1
+    coordinator.close()
+
+
+async def test_exception_response_retries_at_poll_interval_not_backoff(modbus_server: Any) -> None:
+    server = await modbus_server(PROFILE, VALUES)
+    server.fail_with = ExcCodes.DEVICE_BUSY
+    coordinator = DeviceCoordinator(device(server.port), PROFILE)
+    for _ in range(4):
+        with pytest.raises(ModbusReadError) as info:
+            await coordinator.refresh()
+
+    assert info.value.error_type == "server_device_busy"
+    assert coordinator.retry_delay(info.value) == coordinator.poll_interval_s
+    coordinator.close()
+
+
+async def test_unreachable_device_fails_with_connect_error_and_backs_off() -> None:
+    coordinator = DeviceCoordinator(device(free_port()), PROFILE, backoff_max_s=1.0)
+    delays = []
+    for _ in range(5):
+        with pytest.raises(ModbusConnectError) as info:
+            await coordinator.refresh()
+        delays.append(coordinator.retry_delay(info.value))
+
+    assert coordinator.state.status.value == "offline"
+    assert delays[0] == pytest.approx(0.2, rel=0.11)
+    assert delays[1] == pytest.approx(0.4, rel=0.11)
+    assert max(delays) <= 1.1, "backoff is capped"
+
+
+async def test_silent_device_costs_one_timeout_and_others_keep_polling(modbus_server: Any) -> None:
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        await asyncio.sleep(30)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    silent_port = silent.sockets[0].getsockname()[1]
+    good_server = await modbus_server(PROFILE, VALUES)
+    dead = DeviceCoordinator(device(silent_port, timeout_s=0.3), PROFILE)
+    good_config = device(good_server.port).model_copy(update={"id": "lab-3-good"})
+    good = DeviceCoordinator(good_config, PROFILE)
+    readings: list[Reading] = []
+    source = ModbusSource([dead, good])
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await source.start(readings.append)
+    await asyncio.sleep(1.6)
+    await source.stop()
+    silent.close()
+
+    assert loop.time() - started < 2.5
+    assert not dead.available and dead.last_exception is not None
+    assert "no response within 0.3 s" in str(dead.last_exception)
+    assert {r.device for r in readings} == {"lab-3-good"}
+    assert len(readings) >= 3, "the healthy device kept its 0.2 s cadence"

@@ -1,0 +1,279 @@
+"""Simulated devices: point values per profile from the signals, writes, fixed values, faults.
+
+A :class:`SimulatedDevice` is protocol-free: the Modbus server and the MQTT publisher ask it for
+engineering values by point name and encode them with the profile. Which signal feeds which
+point is one small model class per profile id (:data:`MODELS`); a profile without a model is
+served from fixed values (and zeros), so a new device type still runs without code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from typing import Protocol
+
+from device_profiles.schema import Profile
+from simulators import signals
+from simulators.faults import Fault, FaultKind
+
+
+class Classroom:
+    """Shared lighting state of one room: automatic levels unless a group was commanded.
+
+    A commanded level holds for the rest of that school day (a manual override); the daylight
+    control takes over again the next day.
+    """
+
+    def __init__(self, seed: int, groups: int = signals.GROUPS) -> None:
+        self.seed = seed
+        self.groups = groups
+        self._commanded: dict[int, tuple[date, int]] = {}
+
+    def command(self, group: int, level: int, now: datetime) -> None:
+        self._commanded[group] = (now.date(), max(0, min(signals.MAX_LEVEL, level)))
+
+    def level(self, group: int, now: datetime) -> int:
+        commanded = self._commanded.get(group)
+        if commanded is not None and commanded[0] == now.date():
+            return commanded[1]
+        return signals.lights_level(now, group, self.seed)
+
+    def levels(self, now: datetime) -> list[int]:
+        return [self.level(group, now) for group in range(self.groups)]
+
+
+class PointModel(Protocol):
+    """Where one device type's values come from."""
+
+    def values(self, now: datetime) -> dict[str, float]: ...
+
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        """Apply a write; return the names of points whose values now follow it."""
+        ...
+
+
+class _ReadOnly:
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        return set()
+
+
+class DaliGatewayModel:
+    """Arlight DALI gateway: group caches follow the room's levels; writes command a group."""
+
+    def __init__(self, room: Classroom, devices: int = 4) -> None:
+        self.room = room
+        self.devices = devices
+
+    def values(self, now: datetime) -> dict[str, float]:
+        levels = self.room.levels(now)
+        out: dict[str, float] = {}
+        for group, level in enumerate(levels):
+            out[f"group_{group}_level"] = level
+            out[f"group_{group}_on"] = 1.0 if level > 0 else 0.0
+            out[f"group_{group}_set_level"] = level
+        for address in range(self.devices):
+            # DALI QUERY STATUS bit 2: lamp arc power on; the ballast sits in group A mod GROUPS
+            out[f"device_{address}_status"] = 0x04 if levels[address % len(levels)] else 0x00
+        return out
+
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        prefix, _, rest = point.partition("_")
+        group, _, suffix = rest.partition("_")
+        if prefix != "group" or suffix != "set_level" or not group.isdigit():
+            return set()
+        g = int(group)
+        self.room.command(g, round(value), now)
+        followers = {point, f"group_{g}_level", f"group_{g}_on"}
+        return followers | {
+            f"device_{a}_status" for a in range(self.devices) if a % self.room.groups == g
+        }
+
+
+class LuxSensorModel(_ReadOnly):
+    """Desk illuminance (daylight plus the room's lights) with temperature and humidity."""
+
+    def __init__(self, room: Classroom, seed: int) -> None:
+        self.room = room
+        self.seed = seed
+
+    def values(self, now: datetime) -> dict[str, float]:
+        lights = signals.lights_share(self.room.levels(now))
+        return {
+            "illuminance": round(signals.desk_lux(now, lights, self.room.seed)),
+            "temperature": signals.temperature_c(now, self.seed),
+            "humidity": signals.humidity_pct(now, self.seed),
+        }
+
+
+class AirSensorModel(_ReadOnly):
+    """Classroom CO2 (first-order model), temperature and humidity."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def values(self, now: datetime) -> dict[str, float]:
+        return {
+            "co2": round(signals.co2_ppm(now, self.seed)),
+            "temperature": signals.temperature_c(now, self.seed),
+            "humidity": signals.humidity_pct(now, self.seed),
+        }
+
+
+class GasDetectorModel(_ReadOnly):
+    """Midas detector in a chemistry lab: %LEL near zero, heartbeat bit, alarms by level."""
+
+    UNIT_LEL = 1 << 3  # unit bits ppm, ppb, %VOL, %LEL, mA
+
+    def __init__(self, seed: int, low_alarm: float = 25.0, high_alarm: float = 50.0) -> None:
+        self.seed = seed
+        self.low_alarm = low_alarm
+        self.high_alarm = high_alarm
+
+    def values(self, now: datetime) -> dict[str, float]:
+        lel = signals.gas_lel_pct(now, self.seed)
+        life0 = signals.device_constant(self.seed, "cell_life", 8000, 17000)
+        return {
+            "fault_maintenance": 0,
+            "fault_instrument": 0,
+            "low_alarm": 1.0 if lel >= self.low_alarm else 0.0,
+            "high_alarm": 1.0 if lel >= self.high_alarm else 0.0,
+            "heartbeat": float(int(now.timestamp() / 2) % 2),
+            "concentration": lel,
+            "fault_number": 0,
+            "concentration_unit_code": self.UNIT_LEL,
+            "sensor_temperature": round(signals.sensor_temperature_c(now, self.seed)),
+            "cell_life_remaining": max(0, round(life0 - now.timestamp() / 3600 % 8000)),
+        }
+
+
+class PowerMeterModel(_ReadOnly):
+    """SDM120 on the panel feeding the room: base load, lesson plug load and the lights.
+
+    ``import_energy`` integrates the automatic lighting profile; commanded levels change
+    ``active_power`` but not the energy counter.
+    """
+
+    def __init__(self, room: Classroom, seed: int) -> None:
+        self.room = room
+        self.seed = seed
+
+    def values(self, now: datetime) -> dict[str, float]:
+        power = signals.power_w(now, self.room.levels(now), self.seed)
+        return {
+            "voltage": signals.voltage_v(now, self.seed),
+            "current": signals.current_a(now, power, self.seed),
+            "active_power": power,
+            "power_factor": signals.power_factor(now, self.seed),
+            "frequency": signals.frequency_hz(now, self.seed),
+            "import_energy": signals.energy_kwh(now, self.seed),
+        }
+
+
+class RecordingRoomModel(_ReadOnly):
+    """Recording classroom controller: records scheduled lessons, storage fills meanwhile."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def values(self, now: datetime) -> dict[str, float]:
+        on = signals.recording(now, self.seed)
+        free = signals.storage_free_gb(now, self.seed)
+        return {
+            "recording_state": 1.0 if on else 0.0,
+            "encoder_online": 1.0,
+            "storage_free_gb": round(free, 1),
+            "storage_free_pct": round(100 * free / signals.STORAGE_GB, 1),
+            "live_stream_state": 1.0 if on else 0.0,
+            "live_bitrate": round(4000 + signals.noise(self.seed, "kbps", now, 150)) if on else 0,
+            "tracking_host_online": 1.0,
+            "camera_teacher_online": 1.0,
+            "camera_student_online": 1.0,
+            "camera_board_online": 1.0,
+            "audio_level": round(
+                (-18.0 if on else -62.0) + signals.noise(self.seed, "audio", now, 2.0), 1
+            ),
+        }
+
+
+class FixedOnlyModel(_ReadOnly):
+    """A profile without a signal model: every point reads 0 unless given a fixed value."""
+
+    def __init__(self, points: Iterable[str]) -> None:
+        self.points = list(points)
+
+    def values(self, now: datetime) -> dict[str, float]:
+        return dict.fromkeys(self.points, 0.0)
+
+
+#: profile id -> model factory ``(profile, room, seed) -> PointModel``
+MODELS: dict[str, Callable[[Profile, Classroom, int], PointModel]] = {
+    "arlight_dali_logic_lite": lambda profile, room, seed: DaliGatewayModel(room),
+    "renke_rs_gzws_n01": lambda profile, room, seed: LuxSensorModel(room, seed),
+    "sensecap_s_co2_03": lambda profile, room, seed: AirSensorModel(seed),
+    "honeywell_midas_gas": lambda profile, room, seed: GasDetectorModel(seed),
+    "eastron_sdm120": lambda profile, room, seed: PowerMeterModel(room, seed),
+    "recording_room_controller": lambda profile, room, seed: RecordingRoomModel(seed),
+}
+
+
+class UnknownPointError(KeyError):
+    """A fixed value or write names a point the profile does not have."""
+
+
+class SimulatedDevice:
+    """One device: its profile, where its values come from, fixed values and an active fault."""
+
+    def __init__(
+        self,
+        device_id: str,
+        profile: Profile,
+        *,
+        seed: int,
+        room: Classroom | None = None,
+        fixed_values: dict[str, float] | None = None,
+    ) -> None:
+        unknown = sorted(set(fixed_values or {}) - set(profile.point_names))
+        if unknown:
+            raise UnknownPointError(f"{device_id}: profile {profile.id} has no points {unknown}")
+        self.device_id = device_id
+        self.profile = profile
+        self.seed = seed
+        self.room = room or Classroom(seed)
+        factory = MODELS.get(profile.id)
+        self.model: PointModel = (
+            factory(profile, self.room, seed) if factory else FixedOnlyModel(profile.point_names)
+        )
+        self.fixed_values = dict(fixed_values or {})
+        self.fault: Fault | None = None
+        self._frozen: dict[str, float] | None = None
+        self.writes = 0
+
+    def set_fault(self, fault: Fault | None) -> None:
+        """Start (or with None, clear) a fault."""
+        self.fault = fault
+        self._frozen = None
+
+    def read(self, now: datetime) -> dict[str, float]:
+        """Engineering values of every point at ``now`` (frozen while ``stuck``)."""
+        if self.fault is not None and self.fault.kind is FaultKind.STUCK:
+            if self._frozen is None:
+                self._frozen = self._values(now)
+            return dict(self._frozen)
+        return self._values(now)
+
+    def _values(self, now: datetime) -> dict[str, float]:
+        values = {name: 0.0 for name in self.profile.point_names}
+        values.update(self.model.values(now))
+        values.update(self.fixed_values)
+        return values
+
+    def write(self, point: str, value: float, now: datetime) -> None:
+        """A write to a writable point: the model follows, and so do fixed values it affects."""
+        if point not in self.profile.point_names:
+            raise UnknownPointError(f"{self.device_id}: no point {point!r}")
+        self.writes += 1
+        followers = self.model.write(point, value, now)
+        for name in followers & self.fixed_values.keys():
+            del self.fixed_values[name]
+        if point not in followers:  # a writable point without a model: it keeps what was written
+            self.fixed_values[point] = value

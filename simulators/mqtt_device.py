@@ -1,0 +1,115 @@
+"""An MQTT device (e.g. a recording-room controller) publishing its profile's JSON on a site broker.
+
+It publishes ``encode_mqtt_payload(profile.mqtt, values)`` to ``<topic>/<topic_suffix>`` every
+``interval_s`` wall seconds at QoS 1, and reconnects (after ``reconnect_s``) when the broker goes
+away. Faults: ``offline`` publishes nothing, ``exception`` reports an error state, ``stuck``
+repeats frozen values, ``garbage`` sends random non-JSON bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiomqtt
+import numpy as np
+
+from device_profiles.mqtt_payload import encode_mqtt_payload
+from device_profiles.schema import MqttMapping, MqttValueType
+from simulators.devices import SimulatedDevice
+from simulators.faults import FaultKind
+from simulators.signals import SimClock
+
+log = logging.getLogger(__name__)
+
+
+class MqttDevicePublisher:
+    """Publishes one simulated device's status; counts what the broker acknowledged."""
+
+    def __init__(
+        self,
+        device: SimulatedDevice,
+        *,
+        topic: str,
+        host: str,
+        port: int,
+        clock: SimClock,
+        interval_s: float | None = None,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        if device.profile.mqtt is None:
+            raise ValueError(f"{device.device_id}: profile {device.profile.id} is not MQTT")
+        self.device = device
+        self.mapping: MqttMapping = device.profile.mqtt
+        self.base_topic = topic
+        self.topic = f"{topic}/{self.mapping.topic_suffix}"
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.interval_s = interval_s if interval_s is not None else self.mapping.expected_interval_s
+        self.reconnect_s = reconnect_s
+        self.published = 0  # payloads acknowledged by the broker (QoS 1)
+        self.connects = 0
+        self.last_payload: bytes | None = None
+        self._rng = np.random.default_rng(device.seed)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def payload(self) -> bytes | None:
+        """The next payload, or None while the device is ``offline``."""
+        fault = self.device.fault
+        if fault is not None and fault.kind is FaultKind.OFFLINE:
+            return None
+        if fault is not None and fault.kind is FaultKind.GARBAGE:
+            return bytes(self._rng.integers(0, 256, 24, dtype=np.uint8))
+        values = self.device.read(self.clock.now())
+        if fault is not None and fault.kind is FaultKind.EXCEPTION:
+            values = self._error_state(values)
+        return encode_mqtt_payload(self.mapping, values)
+
+    def _error_state(self, values: dict[str, float]) -> dict[str, float]:
+        """Every enum point set to its ``error`` code where it has one."""
+        out = dict(values)
+        for point in self.mapping.points:
+            if point.type is MqttValueType.ENUM and point.enum and "error" in point.enum:
+                out[point.name] = point.enum["error"]
+        return out
+
+    async def run(self) -> None:
+        """Publish until :meth:`stop`, reconnecting on broker loss."""
+        while not self._stopping.is_set():
+            try:
+                async with aiomqtt.Client(self.host, self.port) as client:
+                    self.connects += 1
+                    while not self._stopping.is_set():
+                        payload = self.payload()
+                        if payload is not None:
+                            await client.publish(self.topic, payload, qos=1)
+                            self.published += 1
+                            self.last_payload = payload
+                        await self._pause(self.interval_s)
+            except aiomqtt.MqttError as exc:
+                log.info("%s: broker %s:%s lost (%s)", self.topic, self.host, self.port, exc)
+                await self._pause(self.reconnect_s)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name=f"mqtt-device {self.topic}")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Leave the broker cleanly (cancelling aiomqtt mid-handshake can wedge it)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if not done:
+            log.warning("%s: publisher did not stop within %.1f s; cancelling", self.topic, grace_s)
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)

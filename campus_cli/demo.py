@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import time as wall
+from collections.abc import Coroutine
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,8 +51,7 @@ def demo(
     options = DemoOptions(
         plan=plan, port=port, duration=duration, window_s=window_s, workdir=workdir
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(options))
+    asyncio.run(run_demo(options))
     console.print("[bold]demo stopped[/bold]: every process has exited")
 
 
@@ -66,8 +67,17 @@ class DemoOptions:
 
 
 async def run_demo(options: DemoOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     shutil.rmtree(options.workdir, ignore_errors=True)
     options.workdir.mkdir(parents=True)
+    with contextlib.suppress(_Stopped):
+        await _run(options, stop)
+
+
+async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
     gateways = [school.gateway_id for school in options.plan.schools]
     broker = await start_demo_broker(options.workdir / "broker", gateways)
     console.print(f"broker: {broker.describe()}")
@@ -87,7 +97,7 @@ async def run_demo(options: DemoOptions) -> None:
             config = _write_agent_config(school, fleet, broker, options)
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
         started = wall.monotonic()
-        await _wait_until_online(api, supervisor, len(options.plan.schools))
+        await _until_stopped(stop, _wait_until_online(api, supervisor, len(options.plan.schools)))
         console.print(
             f"all {len(options.plan.schools)} schools online after "
             f"{wall.monotonic() - started:.1f} s"
@@ -97,7 +107,7 @@ async def run_demo(options: DemoOptions) -> None:
             f"\nhub API: [bold]{api}/api/v1/schools[/bold]  (docs: {api}/docs, "
             f"dashboard: {api}/)\nlogs: {supervisor.log_dir}\nCtrl-C stops the demo."
         )
-        await _watch(api, supervisor, options.duration, started)
+        await _until_stopped(stop, _watch(api, supervisor, options.duration, started))
     finally:
         codes = supervisor.stop_all()
         if fleet is not None:
@@ -106,6 +116,23 @@ async def run_demo(options: DemoOptions) -> None:
         failed = {name: code for name, code in codes.items() if code not in (0, -15)}
         if failed:
             console.print(f"[red]processes that did not exit cleanly:[/red] {failed}")
+
+
+async def _until_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until it ends or Ctrl-C / SIGTERM sets ``stop``."""
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        console.print("stopping: agents, hub, simulators, broker")
+        raise _Stopped
+    task.result()
+
+
+class _Stopped(Exception):
+    """The user asked the demo to stop."""
 
 
 def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions) -> None:

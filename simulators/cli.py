@@ -92,6 +92,12 @@ def fleet(
     host: Annotated[str, typer.Option(help="Address the Modbus servers bind to.")] = "127.0.0.1",
     site_broker_host: Annotated[str, typer.Option(help="Site MQTT broker host.")] = "127.0.0.1",
     site_broker_port: Annotated[int, typer.Option(help="Site MQTT broker port.")] = 1883,
+    base_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65000, help="School i serves Modbus on base-port + i; 0 picks free ports."
+        ),
+    ] = 0,
     speed: SpeedOpt = 1.0,
     start: StartOpt = None,
     duration: DurationOpt = 0.0,
@@ -106,7 +112,7 @@ def fleet(
     async def main() -> None:
         running = await run_fleet(
             plan, host=host, site_broker_host=site_broker_host,
-            site_broker_port=site_broker_port, clock=clock,
+            site_broker_port=site_broker_port, clock=clock, base_port=base_port,
         )  # fmt: skip
         try:
             _print_fleet(running)

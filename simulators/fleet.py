@@ -287,8 +287,12 @@ async def run_fleet(
     fixed_values: Mapping[str, Mapping[str, float]] | None = None,
     mqtt_interval_s: float | None = None,
     profiles: Mapping[str, Profile] | None = None,
+    base_port: int = 0,
 ) -> RunningFleet:
     """Start every school of ``plan``.
+
+    School ``i`` (in plan order) serves Modbus on ``base_port + i``, or on a free port when
+    ``base_port`` is 0 (tests, the demo); fixed ports suit a container topology.
 
     ``fixed_values`` maps a profile id (every device of that type) or ``"<school_id>/<device_id>"``
     (one device, wins) to point values the device then serves exactly. ``mqtt_interval_s``
@@ -297,9 +301,10 @@ async def run_fleet(
     profiles = profiles if profiles is not None else load_profiles()
     fleet = RunningFleet(plan=plan, host=host, clock=clock, schools={})
     try:
-        for school_plan in plan.schools:
+        for index, school_plan in enumerate(plan.schools):
+            port = base_port + index if base_port else 0
             fleet.schools[school_plan.id] = await _start_school(
-                school_plan, profiles, host, site_broker_host, site_broker_port, clock,
+                school_plan, profiles, host, port, site_broker_host, site_broker_port, clock,
                 fixed_values, mqtt_interval_s,
             )  # fmt: skip
     except BaseException:
@@ -312,6 +317,7 @@ async def _start_school(
     plan: SchoolPlan,
     profiles: Mapping[str, Profile],
     host: str,
+    port: int,
     broker_host: str,
     broker_port: int,
     clock: SimClock,
@@ -333,7 +339,10 @@ async def _start_school(
     modbus = [(d, profiles[d.profile]) for d in plan.devices if profiles[d.profile].modbus]
     unit_ids = _unit_ids(modbus)
     server = ModbusSimServer(
-        [ServedUnit(unit_ids[d.id], devices[d.id]) for d, _ in modbus], clock=clock, host=host
+        [ServedUnit(unit_ids[d.id], devices[d.id]) for d, _ in modbus],
+        clock=clock,
+        host=host,
+        port=port,
     )
     await server.start()
     school = RunningSchool(plan, server, unit_ids, devices)

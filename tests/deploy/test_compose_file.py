@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from cloud_hub.broker import acl_text
+from cloud_hub.broker import acl_text, free_port
 from cloud_hub.settings import PLACEHOLDER_SECRETS
 from edge_agent.settings import load_agent_settings
+from simulators.fleet import plan_city, run_fleet
+from simulators.signals import SimClock
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -174,3 +176,26 @@ def test_dev_cert_script_makes_a_broker_certificate_the_ca_verifies(tmp_path):
     ).stdout
     assert "DNS:broker" in names and "DNS:hub.example.edu" in names
     assert (out / "ca.key").stat().st_mode & 0o077 == 0
+
+
+async def test_compose_agent_config_matches_what_the_compose_simulator_serves(
+    compose: dict[str, Any],
+) -> None:
+    """deploy/agent/agent.yaml polls exactly the devices of `campus sim fleet --seed 1`."""
+    agent = yaml.safe_load((ROOT / "deploy/agent/agent.yaml").read_text())
+    command = compose["services"]["simulator"]["command"]
+    assert command[command.index("--seed") + 1] == "1"
+    assert command[command.index("--base-port") + 1] == "5020"
+    plan = plan_city(1, 1, seed=1)
+    fleet = await run_fleet(
+        plan, site_broker_port=free_port(), clock=SimClock(), base_port=free_port()
+    )
+    try:
+        served = fleet.agent_device_configs(plan.schools[0].id)
+    finally:
+        await fleet.stop()
+    assert agent["gateway"]["id"] == plan.schools[0].gateway_id
+    assert agent["gateway"]["site"] == plan.site_identity(plan.schools[0].id)
+    for device in served:
+        device.get("modbus", {}).update(host="simulator", port=5020)
+    assert agent["devices"] == served

@@ -223,6 +223,8 @@ def encode_point(point: RegisterPoint, value: float, modbus_map: ModbusMap) -> l
         if value not in (0, 1):
             raise EncodeError(f"{point.name}: flag value must be 0 or 1 (got {value})")
         raw: float = (1 << point.bit) if point.bit is not None and value else int(value)
+        if raw >= 1 << 15 and point.type is RegisterType.INT16:
+            raw -= 1 << 16  # bit 15 of a signed register is its sign bit
     else:
         raw = (value - point.offset) / point.scale
     if point.type not in _FLOATS:

@@ -199,9 +199,9 @@ class Profile(Strict):
     @model_validator(mode="after")
     def _mapping_matches_protocol(self) -> Profile:
         if self.protocol == "modbus" and (self.modbus is None or self.mqtt is not None):
-            raise ValueError("protocol modbus needs a modbus: map and no mqtt: mapping")
+            raise ValueError("protocol: modbus needs a modbus: map and no mqtt: mapping")
         if self.protocol == "mqtt" and (self.mqtt is None or self.modbus is not None):
-            raise ValueError("protocol mqtt needs an mqtt: mapping and no modbus: map")
+            raise ValueError("protocol: mqtt needs an mqtt: mapping and no modbus: map")
         names = set(self.point_names)
         for index, rule in enumerate(self.alerts):
             if rule.point not in names:

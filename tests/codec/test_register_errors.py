@@ -53,3 +53,12 @@ def test_a_flag_point_encodes_only_0_or_1() -> None:
 def test_encoding_nan_into_an_integer_point_is_an_encode_error() -> None:
     with pytest.raises(EncodeError, match="not finite"):
         encode_point(POINT, float("nan"), MAP)
+
+
+def test_the_sign_bit_of_a_signed_register_can_be_set_as_a_flag() -> None:
+    sign = RegisterPoint(name="fault", address=0, type=RegisterType.INT16, bit=15)
+    signed_map = ModbusMap(points=[sign])
+    (block,) = plan_reads(signed_map)
+    registers = encode_point(sign, 1, signed_map)
+    assert registers == [0x8000]
+    assert decode_block(block, registers, signed_map).values == {"fault": 1.0}

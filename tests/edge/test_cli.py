@@ -41,7 +41,7 @@ def test_sample_config_placeholder_password_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text(SAMPLE_CONFIG, encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=r"agent.yaml: <root>: hub.password: placeholder"):
+    with pytest.raises(ConfigError, match=r"agent.yaml: hub.password: placeholder"):
         load_agent_settings(path)
 
 

@@ -3,7 +3,8 @@
 Shutdown (``request_stop``): sources stop first, then the window and heartbeat loops. Windows
 that have closed are enqueued; open (partial) windows are dropped, never sent. The uplink then
 drains the outbox for up to ``stop_grace_s``, publishes ``State(online=False)`` retained and
-disconnects; rows it could not send stay in the outbox for the next run.
+disconnects; rows it could not send stay in the outbox for the next run. The status page, when
+configured, stops accepting requests as soon as the stop begins.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from edge_agent.settings import AgentSettings, ConfigError, check_device_profile
 from edge_agent.sources.base import DeviceState, Reading, Source
 from edge_agent.sources.modbus import DeviceCoordinator, ModbusSource
 from edge_agent.sources.mqtt_site import MqttSiteSource
+from edge_agent.status_http import StatusServer
 from edge_agent.uplink import HubUplink
 
 log = logging.getLogger(__name__)
@@ -101,12 +103,31 @@ class Agent:
         self.windows_enqueued = 0
         self.heartbeats_enqueued = 0
         self.started_at = clock()
+        self.ready = asyncio.Event()  # set once every stage of ``run()`` is up
+        self.status_port_bound: int | None = None  # where the status page listens, once bound
+        self._status_server = (
+            None
+            if settings.status_port is None
+            else StatusServer(
+                self.status,
+                settings.gateway.site,
+                host=settings.status_host,
+                port=settings.status_port,
+            )
+        )
         self._stop = asyncio.Event()
 
     @property
     def messages_published(self) -> dict[str, int]:
         """Messages acknowledged by the hub broker, by kind (outbox rows only, not state)."""
         return dict(self.uplink.published)
+
+    @property
+    def status_url(self) -> str | None:
+        """The status page address, once it is listening."""
+        if self._status_server is None or self.status_port_bound is None:
+            return None
+        return self._status_server.url
 
     def device_states(self) -> list[DeviceState]:
         return [state for source in self.sources for state in source.device_states()]
@@ -119,27 +140,35 @@ class Agent:
         """Run every stage under one TaskGroup until ``request_stop()``."""
         self.started_at = self._clock()
         log.info("agent %s starting with %d devices", self.node, len(self.settings.devices))
+        status_server = self._bind_status_page()
         try:
             async with asyncio.TaskGroup() as tg:
-                uplink_task = tg.create_task(self.uplink.run(), name="uplink")
+                finishing = {tg.create_task(self.uplink.run(), name="uplink")}
+                if status_server is not None:
+                    finishing.add(tg.create_task(status_server.serve(), name="status-page"))
                 for source in self.sources:
                     await source.start(self._on_reading)
                 loops = [
                     tg.create_task(self._window_loop(), name="windows"),
                     tg.create_task(self._heartbeat_loop(), name="heartbeat"),
                 ]
+                self.ready.set()
                 await self._stop.wait()
                 log.info("agent %s stopping", self.node)
+                if status_server is not None:
+                    status_server.stop()
                 await self._stop_sources()
                 for task in loops:
                     task.cancel()
                 self._enqueue_closed_windows(self._clock())
                 self.uplink.close(self.stop_grace_s)
-                _, still_running = await asyncio.wait({uplink_task}, timeout=self.stop_grace_s + 5)
+                _, still_running = await asyncio.wait(finishing, timeout=self.stop_grace_s + 5)
                 for task in still_running:
                     task.cancel()
         finally:
             await self._stop_sources()
+            if status_server is not None:
+                status_server.close()
             self.outbox.close()
         log.info("agent %s stopped", self.node)
 
@@ -158,6 +187,24 @@ class Agent:
             messages_published=self.messages_published,
             messages_discarded=dict(self.uplink.discarded),
         )
+
+    def _bind_status_page(self) -> StatusServer | None:
+        """Listen for the status page; a taken address is logged and the agent runs without it."""
+        server = self._status_server
+        if server is None:
+            return None
+        try:
+            self.status_port_bound = server.bind()
+        except OSError as exc:
+            log.error(
+                "status page: cannot listen on %s:%s (%s); running without it",
+                server.host,
+                server.port,
+                exc,
+            )
+            return None
+        log.info("status page on %s", server.url)
+        return server
 
     def _on_reading(self, reading: Reading) -> None:
         self.aggregator.add(reading)

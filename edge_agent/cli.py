@@ -8,7 +8,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -76,6 +76,7 @@ site_broker:                     # the school's local broker that MQTT devices p
 # window_s: 10                   # telemetry aggregation window, wall-clock aligned (0 < s <= 3600)
 # heartbeat_s: 10                # health heartbeat interval
 # status_port: null              # HTTP status page; 0 = any free port
+# status_host: 127.0.0.1         # its listen address (0.0.0.0 to reach it from the LAN)
 # development: false             # true allows placeholder passwords
 
 devices:
@@ -106,8 +107,11 @@ devices:
 """
 
 
-def _load(config: Path, profiles_dir: Path | None) -> tuple[AgentSettings, dict[str, Profile]]:
-    """Settings and profiles, cross-checked; every error line names the file and field path."""
+def _load(
+    config: Path, profiles_dir: Path | None, **overrides: Any
+) -> tuple[AgentSettings, dict[str, Profile]]:
+    """Settings (``overrides`` are CLI flags) and profiles, cross-checked; every error line names
+    the file and field path."""
     profiles = load_profiles()
     if profiles_dir is not None:
         extra = load_profiles(profile_files(profiles_dir))
@@ -115,7 +119,7 @@ def _load(config: Path, profiles_dir: Path | None) -> tuple[AgentSettings, dict[
         if clash:
             raise ProfileError(f"{profiles_dir}: ids already bundled: {', '.join(clash)}")
         profiles.update(extra)
-    settings = load_agent_settings(config)
+    settings = load_agent_settings(config, **overrides)
     try:
         check_profiles(settings, profiles)
     except ConfigError as exc:
@@ -126,10 +130,10 @@ def _load(config: Path, profiles_dir: Path | None) -> tuple[AgentSettings, dict[
 
 
 def _load_or_exit(
-    config: Path, profiles_dir: Path | None
+    config: Path, profiles_dir: Path | None, **overrides: Any
 ) -> tuple[AgentSettings, dict[str, Profile]]:
     try:
-        return _load(config, profiles_dir)
+        return _load(config, profiles_dir, **overrides)
     except (ConfigError, ProfileError) as exc:
         for line in str(exc).splitlines():
             errors.print(f"[red]error[/red] {line}", markup=True, highlight=False, soft_wrap=True)
@@ -144,19 +148,34 @@ def run(
     stop_grace_s: Annotated[
         float, typer.Option(help="How long to keep draining the outbox on shutdown.")
     ] = 5.0,
+    status_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve the status page on this port (0 = any free port)."
+        ),
+    ] = None,
 ) -> None:
     """Run the agent until SIGINT/SIGTERM, then stop cleanly."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings, loaded = _load_or_exit(config, profiles)
+    overrides = {} if status_port is None else {"status_port": status_port}
+    settings, loaded = _load_or_exit(config, profiles, **overrides)
     agent = Agent(settings, loaded, stop_grace_s=stop_grace_s)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, agent.request_stop)
-        await agent.run()
+        running = asyncio.create_task(agent.run())
+        ready = asyncio.create_task(agent.ready.wait())
+        await asyncio.wait({running, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if agent.status_url is not None:
+            console.print(f"status page: {agent.status_url}", highlight=False, soft_wrap=True)
+        elif settings.status_port is not None and not running.done():
+            errors.print("[yellow]warning[/yellow] status page not available (see the log)")
+        await running
 
     asyncio.run(main())
 

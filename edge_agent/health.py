@@ -56,6 +56,7 @@ class DeviceStatusView:
     device: str
     profile: str
     room: str
+    room_name: str
     protocol: str
     status: str
     last_ok_at: float | None
@@ -70,6 +71,7 @@ class DeviceStatusView:
             device=state.device,
             profile=state.profile,
             room=state.room,
+            room_name=state.room_name,
             protocol=state.protocol,
             status=state.status.value,
             last_ok_at=state.last_ok_at,

@@ -99,6 +99,7 @@ class AgentSettings(BaseSettings):
     window_s: float = Field(default=10.0, gt=0, le=3600)
     heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
     status_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
+    status_host: str = "127.0.0.1"  # the status page's listen address
     development: bool = False  # allows placeholder broker passwords
     devices: list[DeviceConfig] = Field(default_factory=list)
 

@@ -1,0 +1,33 @@
+"""`campus demo` as a user runs it: a subprocess that brings a small city online and stops cleanly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from cloud_hub.broker import free_port
+
+
+def test_demo_brings_every_school_online_and_stops_by_itself(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "campus_cli.main", "demo",
+            "--districts", "2", "--schools-per-district", "2",
+            "--duration", "8", "--port", str(free_port()), "--workdir", str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        env={"COLUMNS": "200", "PATH": "/usr/sbin:/usr/bin:/bin"},
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert re.search(r"all 4 schools online after \d+\.\d s", output), output
+    assert "hub API: http://127.0.0.1:" in output
+    assert "demo stopped: every process has exited" in output
+    assert "did not exit cleanly" not in output
+    logs = sorted(p.name for p in (workdir / "logs").iterdir())
+    assert logs == ["gw-d1-s01.log", "gw-d1-s02.log", "gw-d2-s01.log", "gw-d2-s02.log", "hub.log"]

@@ -1,67 +1,90 @@
-"""Alerts: open, find active, clear, list."""
+"""Alerts: which are active, open, clear, list."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cloud_hub.db.models import Alert, AlertSource, AlertState
+from cloud_hub.db.models import Alert, AlertSource, AlertState, Gateway
 
 
-def active_alert(
-    session: Session, *, gateway_id: str, device: str, rule: str, source: AlertSource
-) -> Alert | None:
-    """The active alert of ``rule`` on ``device``, if any (there is at most one)."""
-    query = select(Alert).where(
-        Alert.gateway_id == gateway_id,
-        Alert.device == device,
-        Alert.rule == rule,
-        Alert.source == source.value,
+class AlertKey(NamedTuple):
+    """What identifies one alert stream: at most one alert per key is active at a time."""
+
+    gateway_id: str
+    device: str
+    rule: str
+    source: AlertSource
+
+
+def _matches(key: AlertKey) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Alert.gateway_id == key.gateway_id,
+        Alert.device == key.device,
+        Alert.rule == key.rule,
+        Alert.source == key.source.value,
         Alert.state == AlertState.ACTIVE.value,
     )
-    return session.scalars(query.order_by(Alert.id).limit(1)).first()
+
+
+def active_alert_keys(session: Session, *, gateway_ids: Collection[str]) -> set[AlertKey]:
+    """The keys with an active alert on any of ``gateway_ids`` (one query for a whole batch)."""
+    if not gateway_ids:
+        return set()
+    query = select(Alert.gateway_id, Alert.device, Alert.rule, Alert.source).where(
+        Alert.gateway_id.in_(gateway_ids), Alert.state == AlertState.ACTIVE.value
+    )
+    return {
+        AlertKey(gateway, device, rule, AlertSource(source))
+        for gateway, device, rule, source in session.execute(query)
+    }
 
 
 def open_alert(
     session: Session,
     *,
-    school_id: str | None,
-    gateway_id: str,
-    device: str,
+    key: AlertKey,
     point: str,
-    rule: str,
     severity: str,
-    source: AlertSource,
     at: datetime,
     value: float,
     threshold: float,
     standard: str,
     message: str,
-) -> Alert:
-    alert = Alert(
-        school_id=school_id,
-        gateway_id=gateway_id,
-        device=device,
-        point=point,
-        rule=rule,
-        severity=severity,
-        state=AlertState.ACTIVE.value,
-        source=source.value,
-        opened_at=at,
-        value=value,
-        threshold=threshold,
-        standard=standard[:200],
-        message=message[:500],
+) -> None:
+    """Insert an active alert; its school is the gateway's at this moment."""
+    school = select(Gateway.school_id).where(Gateway.id == key.gateway_id).scalar_subquery()
+    session.execute(
+        insert(Alert).values(
+            school_id=school,
+            gateway_id=key.gateway_id,
+            device=key.device,
+            point=point,
+            rule=key.rule,
+            severity=severity,
+            state=AlertState.ACTIVE.value,
+            source=key.source.value,
+            opened_at=at,
+            value=value,
+            threshold=threshold,
+            standard=standard[:200],
+            message=message[:500],
+        )
     )
-    session.add(alert)
-    return alert
 
 
-def clear_alert(alert: Alert, *, at: datetime) -> None:
-    alert.state = AlertState.CLEARED.value
-    alert.cleared_at = at
+def clear_alerts(session: Session, *, key: AlertKey, at: datetime) -> None:
+    """Clear whatever is active for ``key`` right now (nothing when another worker did already)."""
+    session.execute(
+        update(Alert)
+        .where(*_matches(key))
+        .values(state=AlertState.CLEARED.value, cleared_at=at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def list_alerts(

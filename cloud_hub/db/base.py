@@ -11,6 +11,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+_WRITER_OPTION = "campus_writer"
+WRITER: dict[str, Any] = {_WRITER_OPTION: True}
+"""Execution options for a transaction that will write: SQLite takes the write lock at BEGIN
+(``BEGIN IMMEDIATE``) and waits for another writer, rather than failing on its first write when a
+concurrent commit made its read snapshot stale. PostgreSQL ignores it."""
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both engines (SQLite stores them naive)."""
@@ -39,7 +45,8 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``. SQLite gets WAL, foreign keys and its parent directory created."""
+    """An engine for ``url``. SQLite gets WAL, foreign keys, its parent directory created and
+    SQLAlchemy's documented pysqlite workaround for real transactions and SAVEPOINTs."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, echo=echo, pool_pre_ping=True)
@@ -54,6 +61,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # pysqlite's legacy transaction control never BEGINs before a SAVEPOINT, so a savepoint
+        # would not belong to the enclosing transaction; SQLAlchemy emits BEGIN instead (below).
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        writer = connection.get_execution_options().get(_WRITER_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 
@@ -72,13 +87,17 @@ def create_schema(engine: Engine) -> None:
 
 def dialect_insert(session: Session, model: type[Base]) -> Any:
     """``INSERT`` with the dialect's ``on_conflict_do_*`` methods (SQLite or PostgreSQL)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
+    return insert_for(session.get_bind().dialect.name, model)
+
+
+def insert_for(dialect: str, model: type[Base]) -> Any:
+    """``dialect_insert`` by dialect name, for statements built once and cached per dialect."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(model)
-    if name == "sqlite":
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         return sqlite_insert(model)
-    raise NotImplementedError(f"database dialect {name!r} is not supported (sqlite, postgresql)")
+    raise NotImplementedError(f"database dialect {dialect!r} is not supported (sqlite, postgresql)")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Mapping
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import DeviceHealth, DeviceStatus
+from cloud_hub.db.base import UtcDateTime
 from cloud_hub.db.models import Device, Gateway, Room
 
 
@@ -19,6 +24,27 @@ def ensure_room(session: Session, *, gateway_id: str, key: str, name: str = "") 
     elif name:
         room.name = name
     return room
+
+
+def device_id(session: Session, *, gateway_id: str, key: str) -> int | None:
+    """The id of device ``key`` of ``gateway_id``, without loading the row."""
+    query = select(Device.id).where(Device.gateway_id == gateway_id, Device.key == key)
+    return session.scalar(query)
+
+
+def advance_seen(session: Session, *, newest: Mapping[int, datetime]) -> None:
+    """Move each device's ``last_seen_at`` and ``last_ok_at`` forward to the end of its newest
+    stored window (never back: a replayed older window leaves them alone); one executemany."""
+    if not newest:
+        return
+    table = cast(Table, Device.__table__)
+    end = bindparam("end", type_=UtcDateTime())
+    later = {
+        column.key: case((or_(column.is_(None), column < end), end), else_=column)
+        for column in (table.c.last_seen_at, table.c.last_ok_at)
+    }
+    stmt = update(table).where(table.c.id == bindparam("device")).values(later)
+    session.connection().execute(stmt, [{"device": i, "end": at} for i, at in newest.items()])
 
 
 def find_device(session: Session, *, gateway_id: str, key: str) -> Device | None:

@@ -1,8 +1,10 @@
 """Hub ingest: consume uplink messages and store each one as accepted, duplicate, rejected or kept.
 
-``IngestWorker.process`` is the whole pipeline for one message (parse topic -> decode -> dedupe ->
-store, in one transaction) and does no network I/O, so tests drive it directly. ``run`` feeds it
-from the hub broker: QoS 1, persistent session under a stable client id, reconnect with backoff.
+``IngestWorker.process_batch`` is the whole pipeline for a batch (parse topic -> decode -> dedupe ->
+store): one transaction, one SAVEPOINT per message, so a message that fails to store is rolled back
+alone. It does no network I/O, so tests drive it directly (``process`` is a batch of one). ``run``
+feeds it from the hub broker in batches of what is already queued: QoS 1, persistent session under
+a stable client id, reconnect with backoff.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import operator
 import random
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,8 +41,11 @@ from campus_protocol import (
 )
 from campus_protocol.topics import Direction
 from cloud_hub.db import alerts, devices, telemetry, topology
-from cloud_hub.db.models import AlertSource, Device, Gateway
+from cloud_hub.db.alerts import AlertKey
+from cloud_hub.db.base import WRITER
+from cloud_hub.db.models import AlertSource
 from cloud_hub.ingest.dedupe import claim
+from cloud_hub.ingest.view import BatchView, DeviceKey
 from cloud_hub.settings import BrokerSettings
 from device_profiles.loader import load_profiles
 from device_profiles.schema import Comparison, Profile
@@ -65,6 +70,7 @@ COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
 _MIN_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 30.0
 _LOG_EVERY_S = 10.0
+MAX_BATCH = 200
 
 
 class OutcomeStatus(StrEnum):
@@ -92,8 +98,19 @@ class Rejected(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    index: int  # position in the batch
+    envelope: Envelope
+
+
 class IngestWorker:
-    """Decode, dedupe and store uplink messages; counts are kept as plain attributes too."""
+    """Decode, dedupe and store uplink messages; counts are kept as plain attributes too.
+
+    Device ids and known gateways are cached per worker (only after the batch that learned them
+    committed); active alerts are read from the database once per batch, so several workers can
+    share one database. One batch at a time per worker.
+    """
 
     def __init__(
         self,
@@ -102,11 +119,13 @@ class IngestWorker:
         broker: BrokerSettings | None = None,
         share_group: str | None = None,
         profiles: Mapping[str, Profile] | None = None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self._sessions = session_factory
         self.broker = broker or BrokerSettings()
         self._share_group = share_group
         self.profiles: Mapping[str, Profile] = profiles if profiles is not None else load_profiles()
+        self.max_batch = max_batch
         self.accepted = 0
         self.duplicates = 0
         self.rejected = 0
@@ -114,83 +133,170 @@ class IngestWorker:
         self.rejections: Tally[str] = Tally()  # by reason
         self.connected = asyncio.Event()
         self._last_logged: dict[str, float] = {}
+        self._device_ids: dict[DeviceKey, int] = {}
+        self._gateways: dict[str, bool] = {}
 
-    # -- one message ---------------------------------------------------------------------------
+    # -- messages ------------------------------------------------------------------------------
 
     def process(self, topic: str, payload: bytes, *, now: datetime | None = None) -> Outcome:
-        """Handle one message in one transaction; never raises for bad input or a database error."""
+        """Handle one message in one transaction (a batch of one)."""
+        return self.process_batch([(topic, payload)], now=now)[0]
+
+    def process_batch(
+        self, messages: Sequence[tuple[str, bytes]], *, now: datetime | None = None
+    ) -> list[Outcome]:
+        """Handle ``(topic, payload)`` messages; one outcome each, in order. Never raises for bad
+        input or a database error.
+
+        Every message is decoded first (a decode error is rejected without touching the database),
+        then the rest are stored in one transaction with a SAVEPOINT each: a message that fails to
+        store is rolled back alone and rejected. When the database itself fails (unavailable,
+        locked, commit failed) nothing is stored and every decoded message is kept.
+        """
         now = now or datetime.now(UTC)
-        kind = "unknown"
-        try:
-            parsed = parse_topic(topic)
-            kind = parsed.kind.value
-            if parsed.direction is not Direction.UP:
-                raise InvalidTopic(f"{topic[:200]!r} is not an uplink topic")
-            envelope = decode(payload, topic=parsed)
-        except DecodeError as exc:
-            return self._count(
-                Outcome(OutcomeStatus.REJECTED, kind, exc.reason, str(exc)), "receiving"
+        results: dict[int, tuple[Outcome, str]] = {}  # by position: outcome, error counter stage
+        decoded: list[_Decoded] = []
+        for index, (topic, payload) in enumerate(messages):
+            kind = "unknown"
+            try:
+                parsed = parse_topic(topic)
+                kind = parsed.kind.value
+                if parsed.direction is not Direction.UP:
+                    raise InvalidTopic(f"{topic[:200]!r} is not an uplink topic")
+                decoded.append(_Decoded(index, decode(payload, topic=parsed)))
+            except DecodeError as exc:
+                outcome = Outcome(OutcomeStatus.REJECTED, kind, exc.reason, str(exc))
+                results[index] = (outcome, "receiving")
+        if decoded:
+            try:
+                results.update(self._store_batch(decoded, now))
+            except SQLAlchemyError as exc:
+                for item in decoded:
+                    kind = item.envelope.kind.value
+                    kept = Outcome(OutcomeStatus.KEPT, kind, "storage_unavailable", str(exc))
+                    results[item.index] = (kept, "processing")
+        return [self._count(*results[index]) for index in range(len(messages))]
+
+    def _store_batch(
+        self, batch: Sequence[_Decoded], now: datetime
+    ) -> dict[int, tuple[Outcome, str]]:
+        results: dict[int, tuple[Outcome, str]] = {}
+        with self._sessions() as session, session.begin():
+            session.connection(execution_options=WRITER)
+            view = BatchView(
+                devices=self._device_ids,
+                gateways=self._gateways,
+                active_alerts=alerts.active_alert_keys(
+                    session, gateway_ids=self._alerting_nodes(batch)
+                ),
             )
+            for item in batch:
+                results[item.index] = self._store_one(session, view, item.envelope, now)
+            devices.advance_seen(session, newest=view.newest)
+        view.commit()
+        return results
+
+    def _alerting_nodes(self, batch: Sequence[_Decoded]) -> set[str]:
+        """Gateways whose active alerts this batch may open or clear."""
+        nodes = set()
+        for item in batch:
+            body = item.envelope.body
+            if isinstance(body, Event) or (
+                isinstance(body, Telemetry)
+                and body.profile in self.profiles
+                and self.profiles[body.profile].alerts
+            ):
+                nodes.add(item.envelope.node)
+        return nodes
+
+    def _store_one(
+        self, session: Session, view: BatchView, envelope: Envelope, now: datetime
+    ) -> tuple[Outcome, str]:
+        """Claim and store one message inside its own SAVEPOINT."""
+        kind = envelope.kind.value
         try:
-            with self._sessions.begin() as session:
+            with session.begin_nested():
                 # state is retained and doubles as the MQTT will: it may repeat a seq legitimately
                 fresh = envelope.kind is MessageKind.STATE or claim(
                     session, node=envelope.node, seq=envelope.seq
                 )
                 if fresh:
-                    self._store(session, envelope, now)
+                    self._store(session, view, envelope, now)
         except Rejected as exc:
-            return self._count(
-                Outcome(OutcomeStatus.REJECTED, kind, exc.reason, exc.detail), exc.stage
-            )
-        except (OperationalError, InterfaceError) as exc:
-            return self._count(Outcome(OutcomeStatus.KEPT, kind, "storage_unavailable", str(exc)))
-        except SQLAlchemyError as exc:
-            return self._count(
-                Outcome(OutcomeStatus.REJECTED, kind, "storage_error", str(exc)), "sending"
-            )
+            view.rollback()
+            return Outcome(OutcomeStatus.REJECTED, kind, exc.reason, exc.detail), exc.stage
+        except (OperationalError, InterfaceError):
+            raise  # the database itself, not this message: the whole batch is kept
+        except (SQLAlchemyError, OverflowError) as exc:  # sqlite3 raises OverflowError past int64
+            view.rollback()
+            return Outcome(OutcomeStatus.REJECTED, kind, "storage_error", str(exc)), "sending"
+        view.release()
         status = OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE
-        return self._count(Outcome(status, kind))
+        return Outcome(status, kind), "processing"
 
-    def _store(self, session: Session, envelope: Envelope, now: datetime) -> None:
+    def _store(self, session: Session, view: BatchView, envelope: Envelope, now: datetime) -> None:
         body = envelope.body
         if isinstance(body, Health):
             gateway, newest = topology.record_heartbeat(
                 session, node=envelope.node, health=body, sent_at=envelope.sent_at, received_at=now
             )
+            view.gateways[gateway.id] = True
             if newest:
                 for health in body.devices:
-                    devices.apply_device_health(session, gateway_id=gateway.id, health=health)
+                    device = devices.apply_device_health(
+                        session, gateway_id=gateway.id, health=health
+                    )
+                    view.devices[(gateway.id, device.key)] = device.id
         elif isinstance(body, State):
             topology.set_gateway_state(session, node=envelope.node, online=body.online, at=now)
+            view.gateways[envelope.node] = True
         elif isinstance(body, Telemetry):
-            self._store_telemetry(session, envelope.node, body)
+            self._store_telemetry(session, view, envelope.node, body)
         elif isinstance(body, Event):
-            self._store_event(session, envelope.node, body)
+            self._store_event(session, view, envelope.node, body)
         # cmdres / reported: nothing to store yet beyond the dedupe claim
 
-    def _store_telemetry(self, session: Session, node: str, body: Telemetry) -> None:
+    def _ensure_gateway(self, session: Session, view: BatchView, node: str) -> None:
+        if node not in view.gateways:
+            topology.ensure_gateway(session, node=node)
+            view.gateways[node] = True
+
+    def _device_id(
+        self, session: Session, view: BatchView, node: str, body: Telemetry, profile: Profile
+    ) -> int:
+        """The device's id: cached, else looked up, else registered from the message."""
+        key = (node, body.device)
+        device_id = view.devices.get(key)
+        if device_id is None:
+            device_id = devices.device_id(session, gateway_id=node, key=body.device)
+            if device_id is None:
+                self._ensure_gateway(session, view, node)
+                device_id = devices.ensure_device(
+                    session,
+                    gateway_id=node,
+                    key=body.device,
+                    room=body.room,
+                    profile=body.profile,
+                    protocol=profile.protocol,
+                ).id
+            view.devices[key] = device_id
+        return device_id
+
+    def _store_telemetry(
+        self, session: Session, view: BatchView, node: str, body: Telemetry
+    ) -> None:
         profile = self.profiles.get(body.profile)
         if profile is None:
             raise Rejected(
                 "unknown_profile", f"device {body.device!r}: unknown profile {body.profile!r}"
             )
-        gateway = topology.ensure_gateway(session, node=node)
-        device = devices.ensure_device(
-            session,
-            gateway_id=node,
-            key=body.device,
-            room=body.room,
-            profile=body.profile,
-            protocol=profile.protocol,
-        )
-        telemetry.store_telemetry(session, device=device, telemetry=body)
-        if device.last_ok_at is None or body.window_end > device.last_ok_at:
-            device.last_ok_at = body.window_end
-        self._evaluate_rules(session, gateway, device, profile, body)
+        device_id = self._device_id(session, view, node, body, profile)
+        telemetry.store_telemetry(session, device_id=device_id, telemetry=body)
+        view.saw_window(device_id, body.window_end)
+        self._evaluate_rules(session, view, node, profile, body)
 
     def _evaluate_rules(
-        self, session: Session, gateway: Gateway, device: Device, profile: Profile, body: Telemetry
+        self, session: Session, view: BatchView, node: str, profile: Profile, body: Telemetry
     ) -> None:
         """Open an alert when a profile rule fires and none is active; clear it when it stops."""
         for rule in profile.alerts:
@@ -199,55 +305,44 @@ class IngestWorker:
                 continue
             value = float(getattr(stats, rule.stat.value))
             firing = COMPARE[rule.op](value, rule.threshold)
-            active = alerts.active_alert(
-                session,
-                gateway_id=gateway.id,
-                device=device.key,
-                rule=rule.id,
-                source=AlertSource.HUB,
-            )
-            if firing and active is None:
+            key = AlertKey(node, body.device, rule.id, AlertSource.HUB)
+            if firing and not view.alerts.get(key, False):
                 alerts.open_alert(
                     session,
-                    school_id=gateway.school_id,
-                    gateway_id=gateway.id,
-                    device=device.key,
+                    key=key,
                     point=rule.point,
-                    rule=rule.id,
                     severity=rule.severity.value,
-                    source=AlertSource.HUB,
                     at=body.window_end,
                     value=value,
                     threshold=rule.threshold,
                     standard=rule.standard,
                     message=rule.message,
                 )
-            elif not firing and active is not None:
-                alerts.clear_alert(active, at=body.window_end)
+                view.alerts[key] = True
+            elif not firing and view.alerts.get(key, False):
+                alerts.clear_alerts(session, key=key, at=body.window_end)
+                view.alerts[key] = False
 
-    def _store_event(self, session: Session, node: str, body: Event) -> None:
-        gateway = topology.ensure_gateway(session, node=node)
-        active = alerts.active_alert(
-            session, gateway_id=node, device=body.device, rule=body.rule, source=AlertSource.EDGE
-        )
-        if body.state is EventState.RAISED and active is None:
+    def _store_event(self, session: Session, view: BatchView, node: str, body: Event) -> None:
+        self._ensure_gateway(session, view, node)
+        key = AlertKey(node, body.device, body.rule, AlertSource.EDGE)
+        active = view.alerts.get(key, False)
+        if body.state is EventState.RAISED and not active:
             alerts.open_alert(
                 session,
-                school_id=gateway.school_id,
-                gateway_id=node,
-                device=body.device,
+                key=key,
                 point=body.point,
-                rule=body.rule,
                 severity=body.severity.value,
-                source=AlertSource.EDGE,
                 at=body.at,
                 value=body.value,
                 threshold=body.threshold,
                 standard=body.standard,
                 message=body.message,
             )
-        elif body.state is EventState.CLEARED and active is not None:
-            alerts.clear_alert(active, at=body.at)
+            view.alerts[key] = True
+        elif body.state is EventState.CLEARED and active:
+            alerts.clear_alerts(session, key=key, at=body.at)
+            view.alerts[key] = False
 
     def _count(self, outcome: Outcome, stage: str = "processing") -> Outcome:
         INGEST_MESSAGES.labels(kind=outcome.kind, outcome=outcome.status.value).inc()
@@ -296,7 +391,10 @@ class IngestWorker:
                     failing, delay = False, _MIN_BACKOFF_S
                     self.connected.set()
                     async for message in client.messages:
-                        await self._handle(str(message.topic), _as_bytes(message.payload))
+                        batch = [_as_pair(message)]  # and what is queued already:
+                        while len(batch) < self.max_batch and len(client.messages) > 0:
+                            batch.append(_as_pair(await anext(client.messages)))
+                        await self._handle(batch)
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 if not failing:
@@ -305,11 +403,16 @@ class IngestWorker:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, _MAX_BACKOFF_S)
 
-    async def _handle(self, topic: str, payload: bytes) -> None:
+    async def _handle(self, batch: list[tuple[str, bytes]]) -> None:
+        """Process ``batch`` off the event loop; retry the kept messages, in order, with backoff."""
         delay = _MIN_BACKOFF_S
-        while (await asyncio.to_thread(self.process, topic, payload)).status is OutcomeStatus.KEPT:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_BACKOFF_S)
+        while batch:
+            outcomes = await asyncio.to_thread(self.process_batch, batch)
+            kept = OutcomeStatus.KEPT
+            batch = [m for m, o in zip(batch, outcomes, strict=True) if o.status is kept]
+            if batch:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF_S)
 
 
 def make_client(
@@ -336,7 +439,8 @@ def make_client(
     )
 
 
-def _as_bytes(payload: object) -> bytes:
+def _as_pair(message: aiomqtt.Message) -> tuple[str, bytes]:
+    payload = message.payload
     if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return str(payload).encode() if payload is not None else b""
+        return str(message.topic), bytes(payload)
+    return str(message.topic), str(payload).encode() if payload is not None else b""

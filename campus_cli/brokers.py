@@ -1,5 +1,6 @@
-"""The demo's broker: Mosquitto with per-gateway passwords and ACL when it is installed, else
-amqtt in-process (open, for machines without Mosquitto; the demo says so)."""
+"""The demo's broker: Mosquitto with a TLS hub listener, per-gateway passwords and ACL when it is
+installed, else amqtt in-process (plain and open, for machines without Mosquitto; the demo says
+so)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class DemoBroker(Protocol):
     site_port: int | None
     hub_username: str
     hub_password: str
+    ca_file: Path | None  # the CA hub-listener clients trust; None: the hub listener is plain
 
     def password_for(self, gateway: str) -> str: ...
     def describe(self) -> str: ...
@@ -25,7 +27,7 @@ class DemoBroker(Protocol):
 
 
 class MosquittoDemoBroker:
-    """A Mosquitto process on free ports with the production ACL."""
+    """A Mosquitto process on free ports with TLS and the production ACL on the hub listener."""
 
     def __init__(self, workdir: Path, gateways: list[str]) -> None:
         self._broker = MosquittoBroker(workdir=workdir, gateways=gateways)
@@ -35,14 +37,16 @@ class MosquittoDemoBroker:
         self.site_port = self._broker.site_port
         self.hub_username = self._broker.hub_username
         self.hub_password = self._broker.hub_password
+        self.ca_file = self._broker.ca_file
 
     def password_for(self, gateway: str) -> str:
         return self._broker.password_for(gateway)
 
     def describe(self) -> str:
         return (
-            f"Mosquitto, hub listener {self.host}:{self.port} (password per gateway + ACL), "
-            f"site listener {self.host}:{self.site_port}; config {self._broker.config_path}"
+            f"Mosquitto, hub listener {self.host}:{self.port} (TLS, CA {self.ca_file}; password "
+            f"per gateway + ACL), plain site listener {self.host}:{self.site_port}; "
+            f"config {self._broker.config_path}"
         )
 
     async def stop(self) -> None:
@@ -50,7 +54,7 @@ class MosquittoDemoBroker:
 
 
 class AmqttDemoBroker:
-    """amqtt in this process: no Mosquitto needed, but also no per-gateway ACL."""
+    """amqtt in this process: no Mosquitto needed, but also no TLS and no per-gateway ACL."""
 
     def __init__(self, gateways: list[str]) -> None:
         from amqtt.broker import Broker
@@ -60,6 +64,7 @@ class AmqttDemoBroker:
         self.site_port: int | None = free_port()
         self.hub_username = HUB_USERNAME
         self.hub_password = secrets.token_urlsafe(18)
+        self.ca_file: Path | None = None
         self._passwords = {gateway: secrets.token_urlsafe(18) for gateway in gateways}
         self._broker = Broker(
             {
@@ -81,9 +86,9 @@ class AmqttDemoBroker:
 
     def describe(self) -> str:
         return (
-            f"amqtt in-process on {self.host}:{self.port} and {self.host}:{self.site_port} — "
-            "Mosquitto was not found, so there is NO per-gateway ACL; install the Debian "
-            "package 'mosquitto' for the secured set-up"
+            f"amqtt in-process on {self.host}:{self.port} and {self.host}:{self.site_port}, "
+            "plain MQTT — Mosquitto was not found, so there is NO TLS and NO per-gateway ACL; "
+            "install the Debian package 'mosquitto' for the secured set-up"
         )
 
     async def stop(self) -> None:

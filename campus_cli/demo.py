@@ -1,8 +1,9 @@
 """``campus demo``: a simulated city on one machine, with the embedded defaults.
 
-Starts a broker (Mosquitto when installed, else the in-process amqtt broker), the hub on SQLite,
-one simulated device fleet, and one edge agent process per school; waits until every school is
-online and prints the API's URL. Ctrl-C (or ``--duration``) stops everything in reverse order.
+Starts a broker (Mosquitto with a TLS hub listener when installed, else the plain in-process amqtt
+broker), the hub on SQLite, one simulated device fleet, and one edge agent process per school;
+waits until every school is online and prints the API's URL. Ctrl-C (or ``--duration``) stops
+everything in reverse order.
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions)
         "CAMPUS_HUB_BROKER__PASSWORD": broker.hub_password,
         "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
     }
+    if broker.ca_file is not None:
+        env["CAMPUS_HUB_BROKER__TLS__CA_FILE"] = str(broker.ca_file)
     supervisor.start(
         "hub", "hub", "serve", "--host", "127.0.0.1", "--port", str(options.port), env=env
     )
@@ -154,13 +157,16 @@ def _write_agent_config(
 ) -> Path:
     agent_dir = options.workdir / "agents" / school.gateway_id
     agent_dir.mkdir(parents=True)
+    hub: dict[str, Any] = {
+        "host": broker.host,
+        "port": broker.port,
+        "password": broker.password_for(school.gateway_id),
+    }
+    if broker.ca_file is not None:
+        hub["tls"] = {"ca_file": str(broker.ca_file)}
     config: dict[str, Any] = {
         "gateway": {"id": school.gateway_id, "site": options.plan.site_identity(school.id)},
-        "hub": {
-            "host": broker.host,
-            "port": broker.port,
-            "password": broker.password_for(school.gateway_id),
-        },
+        "hub": hub,
         "site_broker": {"host": broker.host, "port": broker.site_port},
         "data_dir": str(agent_dir),
         "window_s": options.window_s,

@@ -1,8 +1,9 @@
-"""Mosquitto for the hub tier: per-gateway passwords, the gateway ACL, and a supervised process.
+"""Mosquitto for the hub tier: TLS, per-gateway passwords, the gateway ACL, a supervised process.
 
 The ACL is the isolation boundary of the wire contract: gateway ``<id>`` (its MQTT username) may
 publish only under ``campus/v1/<id>/up/#`` and read only ``campus/v1/<id>/down/#``; the hub user
-reads every uplink and writes every downlink. Tests and the demo use exactly this config.
+reads every uplink and writes every downlink. The hub listener speaks TLS (1.2 or later) with a
+development CA made for the broker. Tests and the demo use exactly this config.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from campus_protocol.topics import TOPIC_ROOT, validate_node_id
+from cloud_hub.certs import DevCertificates, make_dev_certificates
 
 HUB_USERNAME = "hub"
 
@@ -62,8 +64,9 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
 class MosquittoBroker:
     """A Mosquitto process with its own config in ``workdir``.
 
-    ``port`` is the hub listener (passwords + ACL). ``site_port``, when set, is an anonymous
-    listener standing in for a school's local broker that MQTT devices publish to.
+    ``port`` is the hub listener (passwords + ACL, and TLS unless ``tls=False``, which is for
+    quick debugging only): clients trust ``ca_file``. ``site_port``, when set, is a plain anonymous
+    listener standing in for a school's local broker (its LAN) that MQTT devices publish to.
     """
 
     workdir: Path
@@ -73,6 +76,8 @@ class MosquittoBroker:
     site_port: int | None = 0
     hub_username: str = HUB_USERNAME
     hub_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    tls: bool = True
+    _certificates: DevCertificates | None = field(default=None, init=False)
     _passwords: dict[str, str] = field(default_factory=dict, init=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -85,6 +90,14 @@ class MosquittoBroker:
             self.site_port = free_port(self.host)
         for gateway in self.gateways:
             self._passwords[validate_node_id(gateway)] = secrets.token_urlsafe(18)
+        if self.tls:
+            hosts = list(dict.fromkeys([self.host, "127.0.0.1", "localhost"]))
+            self._certificates = make_dev_certificates(self.workdir / "tls", hosts)
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate hub-listener clients must trust; ``None`` when TLS is off."""
+        return self._certificates.ca_file if self._certificates else None
 
     def password_for(self, gateway: str) -> str:
         return self._passwords[gateway]
@@ -131,6 +144,13 @@ class MosquittoBroker:
             f"password_file {self.workdir / 'passwd'}",
             f"acl_file {self.workdir / 'acl'}",
         ]
+        if self._certificates is not None:
+            lines += [
+                f"cafile {self._certificates.ca_file}",
+                f"certfile {self._certificates.cert_file}",
+                f"keyfile {self._certificates.key_file}",
+                "tls_version tlsv1.2",
+            ]
         if self.site_port:
             lines += ["", f"listener {self.site_port} {self.host}", "allow_anonymous true"]
         self.config_path.write_text("\n".join(lines) + "\n")

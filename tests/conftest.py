@@ -14,8 +14,9 @@ TEST_GATEWAYS = ["gw-1", "gw-2"]
 
 @pytest.fixture
 def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """Mosquitto on free ports: a hub listener (passwords + ACL) and an anonymous site listener."""
-    broker = MosquittoBroker(workdir=tmp_path / "mosquitto", gateways=list(TEST_GATEWAYS))
+    """Mosquitto on free ports: a TLS hub listener (passwords + ACL; clients trust ``.ca_file``,
+    see tests/broker_support.py) and a plain anonymous site listener."""
+    broker = MosquittoBroker(workdir=tmp_path / "mosquitto", gateways=list(TEST_GATEWAYS), tls=True)
     broker.start()
     try:
         yield broker

@@ -1,4 +1,4 @@
-"""The hub broker's security config: a password per gateway and an ACL per node id."""
+"""The hub broker's security config: a password per gateway and an ACL per node id (over TLS)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,7 @@ import aiomqtt
 import pytest
 
 from campus_protocol import MessageKind, downlink_topic, hub_subscription, uplink_topic
-from cloud_hub.broker import MosquittoBroker
-
-
-def client(broker: MosquittoBroker, user: str, password: str | None = None) -> aiomqtt.Client:
-    secret = (
-        password
-        if password is not None
-        else (broker.hub_password if user == broker.hub_username else broker.password_for(user))
-    )
-    return aiomqtt.Client(broker.host, broker.port, username=user, password=secret)
+from tests.broker_support import hub_port_client
 
 
 async def next_payloads(messages: aiomqtt.client.MessagesIterator, wait_s: float) -> list[bytes]:
@@ -31,16 +22,19 @@ async def next_payloads(messages: aiomqtt.client.MessagesIterator, wait_s: float
 
 
 async def test_gateway_cannot_publish_into_another_gateways_topics(mosquitto_broker):
-    async with client(mosquitto_broker, "hub") as hub:
+    async with hub_port_client(mosquitto_broker, "hub") as hub:
         await hub.subscribe(hub_subscription(), qos=1)
-        async with client(mosquitto_broker, "gw-1") as gw1:
+        async with hub_port_client(mosquitto_broker, "gw-1") as gw1:
             await gw1.publish(uplink_topic("gw-2", MessageKind.TELEMETRY), b"forged", qos=1)
             await gw1.publish(uplink_topic("gw-1", MessageKind.TELEMETRY), b"own", qos=1)
         assert await next_payloads(hub.messages, 1.0) == [b"own"]
 
 
 async def test_gateway_reads_only_its_own_downlink(mosquitto_broker):
-    async with client(mosquitto_broker, "gw-1") as gw1, client(mosquitto_broker, "hub") as hub:
+    async with (
+        hub_port_client(mosquitto_broker, "gw-1") as gw1,
+        hub_port_client(mosquitto_broker, "hub") as hub,
+    ):
         await gw1.subscribe("campus/v1/+/down/#", qos=1)
         await hub.publish(downlink_topic("gw-2", MessageKind.CMD), b"for-gw-2", qos=1)
         await hub.publish(downlink_topic("gw-1", MessageKind.CMD), b"for-gw-1", qos=1)
@@ -48,7 +42,10 @@ async def test_gateway_reads_only_its_own_downlink(mosquitto_broker):
 
 
 async def test_gateway_cannot_read_other_gateways_uplink(mosquitto_broker):
-    async with client(mosquitto_broker, "gw-2") as gw2, client(mosquitto_broker, "gw-1") as gw1:
+    async with (
+        hub_port_client(mosquitto_broker, "gw-2") as gw2,
+        hub_port_client(mosquitto_broker, "gw-1") as gw1,
+    ):
         await gw2.subscribe(hub_subscription(), qos=1)
         await gw1.publish(uplink_topic("gw-1", MessageKind.TELEMETRY), b"private", qos=1)
         assert await next_payloads(gw2.messages, 1.0) == []
@@ -57,12 +54,12 @@ async def test_gateway_cannot_read_other_gateways_uplink(mosquitto_broker):
 @pytest.mark.parametrize(("user", "password"), [("gw-1", "wrong"), ("gw-9", "anything"), ("", "")])
 async def test_bad_credentials_are_refused(mosquitto_broker, user, password):
     with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed|[Bb]ad user"):
-        async with client(mosquitto_broker, user, password):
+        async with hub_port_client(mosquitto_broker, user, password):
             pass
 
 
 async def test_gateway_added_later_can_connect_after_reload(mosquitto_broker):
     password = mosquitto_broker.add_gateway("gw-3")
     await asyncio.sleep(0.3)  # SIGHUP is asynchronous
-    async with client(mosquitto_broker, "gw-3", password) as gw3:
+    async with hub_port_client(mosquitto_broker, "gw-3", password) as gw3:
         await gw3.publish(uplink_topic("gw-3", MessageKind.STATE), b"{}", qos=1)

@@ -1,6 +1,6 @@
 """One simulated school through the whole chain, counted at the hub.
 
-Real parts only: a Mosquitto process with its own config (per-gateway password + ACL), pymodbus
+Real parts only: a Mosquitto process with its own config (TLS, per-gateway password + ACL), pymodbus
 servers serving the school's Modbus devices, an MQTT recording-room controller on the site
 listener, the edge agent, the hub ingest worker on SQLite, and the hub's REST API.
 """
@@ -22,7 +22,7 @@ from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
 from cloud_hub.ingest.worker import IngestWorker
-from cloud_hub.settings import BrokerSettings, HubSettings
+from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
 from edge_agent.settings import AgentSettings
@@ -71,7 +71,9 @@ def plan() -> CityPlan:
 
 @pytest.fixture
 def broker(tmp_path: Path, plan: CityPlan) -> Iterator[MosquittoBroker]:
-    broker = MosquittoBroker(tmp_path / "mosquitto", gateways=[plan.schools[0].gateway_id])
+    broker = MosquittoBroker(
+        tmp_path / "mosquitto", gateways=[plan.schools[0].gateway_id], tls=True
+    )
     broker.start()
     yield broker
     broker.stop()
@@ -101,6 +103,7 @@ def agent_settings(school: School, data_dir: Path) -> AgentSettings:
             "host": school.broker.host,
             "port": school.broker.port,
             "password": school.broker.password_for(school.gateway),
+            "tls": {"ca_file": school.broker.ca_file},
         },
         site_broker={"host": school.broker.host, "port": school.broker.site_port},
         data_dir=data_dir,
@@ -128,7 +131,10 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     worker = IngestWorker(
         sessions,
         broker=BrokerSettings(
-            host=school.broker.host, port=school.broker.port, password=school.broker.hub_password
+            host=school.broker.host,
+            port=school.broker.port,
+            password=school.broker.hub_password,
+            tls=TlsSettings(ca_file=school.broker.ca_file),
         ),
     )
     ingest = asyncio.create_task(worker.run())

@@ -7,13 +7,12 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import aiomqtt
-
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.topics import hub_subscription, parse_topic
 from cloud_hub.broker import MosquittoBroker
 from device_profiles.schema import Profile
+from tests.broker_support import hub_port_client
 
 PROFILE = Profile.model_validate(
     {
@@ -56,9 +55,7 @@ def free_port() -> int:
 async def hub_listener(broker: MosquittoBroker) -> AsyncIterator[list[Envelope]]:
     """Subscribe as the hub; yields the list that received envelopes are appended to."""
     received: list[Envelope] = []
-    async with aiomqtt.Client(
-        broker.host, broker.port, username=broker.hub_username, password=broker.hub_password
-    ) as hub:
+    async with hub_port_client(broker, broker.hub_username) as hub:
         await hub.subscribe(hub_subscription(), qos=1)
 
         async def collect() -> None:

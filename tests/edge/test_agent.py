@@ -29,6 +29,7 @@ def settings(
                 "host": broker.host,
                 "port": broker.port,
                 "password": broker.password_for("gw-1"),
+                "tls": {"ca_file": broker.ca_file},
             },
             "data_dir": data_dir,
             "window_s": 0.5,

@@ -7,8 +7,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
 import pytest
+from pydantic import SecretStr
 
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
@@ -16,8 +16,9 @@ from campus_protocol.messages import MessageKind, PointStats, State, Telemetry
 from campus_protocol.topics import uplink_topic
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.outbox import Outbox
-from edge_agent.settings import HubBrokerSettings
+from edge_agent.settings import HubBrokerSettings, TlsSettings
 from edge_agent.uplink import HubUplink
+from tests.broker_support import hub_port_client
 from tests.edge.support import hub_listener, wait_until
 
 
@@ -34,8 +35,12 @@ def telemetry(value: float) -> Telemetry:
 
 
 def hub_settings(broker: MosquittoBroker, gateway: str = "gw-1") -> HubBrokerSettings:
+    assert broker.ca_file is not None
     return HubBrokerSettings(
-        host=broker.host, port=broker.port, password=broker.password_for(gateway)
+        host=broker.host,
+        port=broker.port,
+        password=broker.password_for(gateway),
+        tls=TlsSettings(ca_file=broker.ca_file),
     )
 
 
@@ -150,12 +155,7 @@ async def test_a_gateway_cannot_publish_into_another_gateways_topics(
 ) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     async with hub_listener(mosquitto_broker) as received:
-        async with aiomqtt.Client(
-            mosquitto_broker.host,
-            mosquitto_broker.port,
-            username="gw-1",
-            password=mosquitto_broker.password_for("gw-1"),
-        ) as gw1:
+        async with hub_port_client(mosquitto_broker, "gw-1") as gw1:
             forged = Envelope.wrap(node="gw-2", seq=1, body=telemetry(666))
             await gw1.publish(
                 uplink_topic("gw-2", MessageKind.TELEMETRY), codec.encode(forged), qos=1
@@ -183,9 +183,7 @@ async def test_wrong_password_is_refused_and_counted(
 ) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     outbox.append(MessageKind.TELEMETRY, telemetry(1))
-    settings = HubBrokerSettings(
-        host=mosquitto_broker.host, port=mosquitto_broker.port, password=password
-    )  # type: ignore[arg-type]
+    settings = hub_settings(mosquitto_broker).model_copy(update={"password": SecretStr(password)})
     uplink = HubUplink("gw-1", settings, outbox, reconnect_min_s=0.05, reconnect_max_s=0.1)
     task = asyncio.create_task(uplink.run())
     await wait_until(lambda: uplink.failed >= 2)

@@ -40,6 +40,11 @@ def test_migrate_creates_the_tables(tmp_path: Path) -> None:
     } <= tables
 
 
+def hub_tls_env(broker: MosquittoBroker) -> dict[str, str]:
+    """The hub CLI trusts the test broker's CA through the environment (no flag for it)."""
+    return {"CAMPUS_HUB_BROKER__TLS__CA_FILE": str(broker.ca_file)}
+
+
 def test_validate_passes_against_a_reachable_database_and_broker(
     tmp_path: Path, mosquitto_broker: MosquittoBroker
 ) -> None:
@@ -52,6 +57,7 @@ def test_validate_passes_against_a_reachable_database_and_broker(
             "--broker-port", str(mosquitto_broker.port),
             "--broker-password", mosquitto_broker.hub_password,
         ],
+        env=hub_tls_env(mosquitto_broker),
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
@@ -70,6 +76,7 @@ def test_validate_fails_on_a_wrong_broker_password(
             "--broker-port", str(mosquitto_broker.port),
             "--broker-password", "wrong-password",
         ],
+        env=hub_tls_env(mosquitto_broker),
     )  # fmt: skip
 
     assert result.exit_code == 1

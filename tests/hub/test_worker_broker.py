@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
-import aiomqtt
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,8 +16,9 @@ from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
 from cloud_hub.ingest.worker import IngestWorker
-from cloud_hub.settings import BrokerSettings
+from cloud_hub.settings import BrokerSettings, TlsSettings
 from device_profiles.schema import Profile
+from tests.broker_support import hub_port_client
 from tests.hub.builders import T0, stats, telemetry
 
 WorkerFactory = Callable[[], contextlib.AbstractAsyncContextManager[IngestWorker]]
@@ -37,13 +37,15 @@ def start_worker(
     sqlite_sessions: sessionmaker[Session],
     profiles: dict[str, Profile],
 ) -> WorkerFactory:
-    """Run a worker as user "hub" with a stable client id until the context exits."""
+    """Run a worker as user "hub" (over TLS) with a stable client id until the context exits."""
+    assert mosquitto_broker.ca_file is not None
     broker = BrokerSettings(
         host=mosquitto_broker.host,
         port=mosquitto_broker.port,
         username=mosquitto_broker.hub_username,
         password=mosquitto_broker.hub_password,
         client_id="hub-test",
+        tls=TlsSettings(ca_file=mosquitto_broker.ca_file),
     )
 
     @contextlib.asynccontextmanager
@@ -61,9 +63,7 @@ def start_worker(
 
 
 async def publish_as(broker: MosquittoBroker, gateway: str, *messages: tuple[str, bytes]) -> None:
-    async with aiomqtt.Client(
-        broker.host, broker.port, username=gateway, password=broker.password_for(gateway)
-    ) as client:
+    async with hub_port_client(broker, gateway) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
 

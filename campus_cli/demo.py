@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import shutil
 import signal
+import socket
 import time as wall
 from collections.abc import Coroutine
 from datetime import datetime, time
@@ -48,12 +49,33 @@ def demo(
     ] = Path("var/demo"),
 ) -> None:
     """Run a simulated city (districts x schools), the hub and one edge agent per school."""
+    if not _port_is_free(port):
+        console.print(f"[red]port {port} is already in use[/red]: pass --port with a free one")
+        raise typer.Exit(1)
     plan = plan_city(districts, schools_per_district, seed=seed)
     options = DemoOptions(
         plan=plan, port=port, duration=duration, window_s=window_s, workdir=workdir
     )
-    asyncio.run(run_demo(options))
+    try:
+        asyncio.run(run_demo(options))
+    except DemoError as exc:
+        console.print(f"[red]demo failed[/red]: {exc}")
+        console.print("every process has been stopped")
+        raise typer.Exit(1) from None
     console.print("[bold]demo stopped[/bold]: every process has exited")
+
+
+class DemoError(RuntimeError):
+    """The demo could not bring the city up; the message says which part and why."""
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class DemoOptions:
@@ -205,7 +227,7 @@ async def _wait_until_online(
             if online >= expected:
                 return
             await asyncio.sleep(1)
-    raise RuntimeError(
+    raise DemoError(
         f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs"
     )
 
@@ -227,7 +249,7 @@ async def _watch(api: str, supervisor: Supervisor, duration: float | None, start
 def _raise_if_a_child_died(supervisor: Supervisor) -> None:
     for child in supervisor.exited():
         tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
-        raise RuntimeError(
+        raise DemoError(
             f"{child.name} exited with {child.process.returncode}; last log lines:\n"
             + "\n".join(tail)
         )

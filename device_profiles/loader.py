@@ -24,7 +24,8 @@ PROFILES_DIR = Path(__file__).parent
 
 
 #: a cross-field rule names the field it is about first: "scale: must be non-zero"
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): (.+)$", re.S)
+_NAME = r"[A-Za-z_]\w*(?:\[\d+\])*"
+_FIELD_PREFIX = re.compile(rf"^({_NAME}(?:\.{_NAME})*): (.+)$", re.S)
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:

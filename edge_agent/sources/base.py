@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -89,3 +91,36 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
     def device_states(self) -> list[DeviceState]: ...
+
+
+_log = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]], *, timeout_s: float = 5.0) -> None:
+    """Cancel a source's tasks and wait for them, but never longer than ``timeout_s``.
+
+    Client libraries sometimes swallow a cancellation (a pymodbus request turns it into an I/O
+    error); a source must still stop, so a task that does not end in time is logged and left.
+    """
+    pending = [task for task in tasks if not task.done()]
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    _, stuck = await asyncio.wait(pending, timeout=timeout_s)
+    for task in stuck:
+        _log.error(
+            "task %s did not stop within %.0f s of being cancelled", task.get_name(), timeout_s
+        )
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library call swallowed.
+
+    On Python 3.11 ``asyncio.wait_for`` (which pymodbus uses per request) loses a cancel that
+    arrives as the response does: the request returns normally, or fails as a timeout, while the
+    task stays marked as cancelling.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

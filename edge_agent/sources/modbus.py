@@ -12,7 +12,6 @@ every failure in between bumps ``campus_source_errors_total{protocol="modbus", e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -26,7 +25,13 @@ from device_profiles.registers import ReadBlock, decode_block, plan_reads
 from device_profiles.schema import ModbusMap, Profile, RegisterTable
 from edge_agent.health import SOURCE_ERRORS, SOURCE_INVALID_VALUES, SOURCE_READINGS
 from edge_agent.settings import DeviceConfig, ModbusTcpEndpoint
-from edge_agent.sources.base import DeviceState, Emit, Reading
+from edge_agent.sources.base import (
+    DeviceState,
+    Emit,
+    Reading,
+    cancel_and_wait,
+    raise_if_cancelling,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +184,7 @@ class DeviceCoordinator:
             except ModbusSourceError as exc:
                 delay = self.retry_delay(exc)
             except Exception:  # a bug of ours must not end this device's polling
+                raise_if_cancelling()
                 log.exception("%s: unexpected error while polling", self.device_id)
                 SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
                 self.close()
@@ -186,6 +192,7 @@ class DeviceCoordinator:
             else:
                 emit(reading)
                 delay = self.poll_interval_s
+            raise_if_cancelling()
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
 
     def retry_delay(self, exc: ModbusSourceError) -> float:
@@ -312,11 +319,7 @@ class ModbusSource:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         for coordinator in self.coordinators:
             coordinator.close()

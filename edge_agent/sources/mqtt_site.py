@@ -9,7 +9,6 @@ every second; the change is logged once each way).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from device_profiles.mqtt_payload import decode_mqtt_payload
 from device_profiles.schema import MqttMapping, Profile
 from edge_agent.health import SOURCE_ERRORS, SOURCE_INVALID_VALUES, SOURCE_READINGS
 from edge_agent.settings import DeviceConfig, SiteBrokerSettings
-from edge_agent.sources.base import DeviceState, Emit, Reading
+from edge_agent.sources.base import DeviceState, Emit, Reading, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,7 @@ class MqttSiteSource:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     def device_states(self) -> list[DeviceState]:

@@ -1,8 +1,9 @@
-"""`campus demo` as a user runs it: a subprocess that brings a small city online and stops cleanly."""
+"""`campus demo` as a user runs it: a subprocess brings a small city online and stops cleanly."""
 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,18 @@ def test_demo_brings_every_school_online_and_stops_by_itself(tmp_path: Path) -> 
     assert "did not exit cleanly" not in output
     logs = sorted(p.name for p in (workdir / "logs").iterdir())
     assert logs == ["gw-d1-s01.log", "gw-d1-s02.log", "gw-d2-s01.log", "gw-d2-s02.log", "hub.log"]
+
+
+def test_demo_refuses_a_port_in_use_with_a_clear_message() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "campus_cli.main", "demo", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} is already in use: pass --port with a free one" in result.stdout

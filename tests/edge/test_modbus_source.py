@@ -156,3 +156,25 @@ async def test_silent_device_costs_one_timeout_and_others_keep_polling(modbus_se
     assert "no response within 0.3 s" in str(dead.last_exception)
     assert {r.device for r in readings} == {"lab-3-good"}
     assert len(readings) >= 3, "the healthy device kept its 0.2 s cadence"
+
+
+@pytest.mark.parametrize("cancel_after_s", [0.1, 0.3])
+async def test_stop_ends_polling_even_while_a_request_is_in_flight(cancel_after_s: float) -> None:
+    """pymodbus may turn a cancelled request into an I/O error; stop() must still end the task."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        await asyncio.sleep(30)
+
+    silent = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    coordinator = DeviceCoordinator(device(port, timeout_s=0.2, poll_interval_s=0.05), PROFILE)
+    source = ModbusSource([coordinator])
+    await source.start(lambda reading: None)
+    await asyncio.sleep(1.0 + cancel_after_s)  # past the random first tick, mid-request
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await source.stop()
+    silent.close()
+    assert loop.time() - started < 1.0
+    assert all(task.done() for task in asyncio.all_tasks() if "modbus" in task.get_name())

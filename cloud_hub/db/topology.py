@@ -6,11 +6,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Health, SiteIdentity
-from cloud_hub.db.models import Device, District, Gateway, School
+from cloud_hub.db.models import Alert, Device, District, Gateway, School
 
 
 def upsert_site(session: Session, *, site: SiteIdentity) -> School:
@@ -49,7 +49,14 @@ def record_heartbeat(
     (an older one replayed after an outage must not overwrite newer device states)."""
     school = upsert_site(session, site=health.site)
     gateway = ensure_gateway(session, node=node)
-    gateway.school_id = school.id
+    if gateway.school_id != school.id:
+        gateway.school_id = school.id
+        # alerts raised before the first heartbeat said where this gateway is
+        session.execute(
+            update(Alert)
+            .where(Alert.gateway_id == node, Alert.school_id.is_(None))
+            .values(school_id=school.id)
+        )
     if gateway.last_seen_at is None or received_at > gateway.last_seen_at:
         gateway.last_seen_at = received_at
     newest = gateway.heartbeat_sent_at is None or sent_at >= gateway.heartbeat_sent_at

@@ -305,3 +305,16 @@ def test_an_older_heartbeat_replayed_late_does_not_overwrite_newer_device_states
         gateway = session.get(Gateway, "gw-1")
         assert device is not None and device.status == "online"
         assert gateway is not None and gateway.last_seen_at == T0 + timedelta(minutes=6)
+
+
+def test_an_alert_raised_before_the_first_heartbeat_gets_its_school_from_it(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    for message in _windows([1200]):
+        worker.process(*message)
+    worker.process(*heartbeat(seq=1, devices=[device_health("co2-1")]), now=T0)
+
+    with sessions() as session:
+        rows, total = alerts.list_alerts(session, school_id="s-1")
+    assert total == 1
+    assert [(a.rule, a.school_id) for a in rows] == [("co2_above_hygiene_limit", "s-1")]

@@ -33,6 +33,9 @@ BrokerUserOpt = Annotated[str | None, typer.Option(help="Hub broker username (de
 BrokerPasswordOpt = Annotated[
     str | None, typer.Option(help="Hub broker password (prefer CAMPUS_HUB_BROKER__PASSWORD).")
 ]
+BrokerCaOpt = Annotated[
+    Path | None, typer.Option(help="CA certificate that signed the hub broker's TLS certificate.")
+]
 DevelopmentOpt = Annotated[
     bool | None, typer.Option("--development/--no-development", help="Allow placeholder secrets.")
 ]
@@ -46,6 +49,7 @@ def _load(
     broker_port: int | None = None,
     broker_username: str | None = None,
     broker_password: str | None = None,
+    broker_ca_file: Path | None = None,
     development: bool | None = None,
     api: dict[str, Any] | None = None,
 ) -> HubSettings:
@@ -54,7 +58,7 @@ def _load(
         overrides["database_url"] = database_url
     if development is not None:
         overrides["development"] = development
-    broker = {
+    broker: dict[str, Any] = {
         key: value
         for key, value in (
             ("host", broker_host),
@@ -64,6 +68,8 @@ def _load(
         )
         if value is not None
     }
+    if broker_ca_file is not None:
+        broker["tls"] = {"ca_file": broker_ca_file}
     if broker:
         overrides["broker"] = broker
     if api:
@@ -85,6 +91,7 @@ def serve(
     broker_port: BrokerPortOpt = None,
     broker_username: BrokerUserOpt = None,
     broker_password: BrokerPasswordOpt = None,
+    broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
     ingest: Annotated[
         bool, typer.Option("--ingest/--no-ingest", help="Also consume the broker.")
@@ -103,6 +110,7 @@ def serve(
         broker_port=broker_port,
         broker_username=broker_username,
         broker_password=broker_password,
+        broker_ca_file=broker_ca_file,
         development=development,
         api=api,
     )
@@ -122,6 +130,7 @@ def ingest_command(
     broker_port: BrokerPortOpt = None,
     broker_username: BrokerUserOpt = None,
     broker_password: BrokerPasswordOpt = None,
+    broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
 ) -> None:
     """Run only the ingest worker (scale out with share_group and one client_id per worker)."""
@@ -132,6 +141,7 @@ def ingest_command(
         broker_port=broker_port,
         broker_username=broker_username,
         broker_password=broker_password,
+        broker_ca_file=broker_ca_file,
         development=development,
     )
     logging.basicConfig(
@@ -178,6 +188,7 @@ def validate(
     broker_port: BrokerPortOpt = None,
     broker_username: BrokerUserOpt = None,
     broker_password: BrokerPasswordOpt = None,
+    broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
 ) -> None:
     """Load the settings, then check the database and the broker accept a connection."""
@@ -188,6 +199,7 @@ def validate(
         broker_port=broker_port,
         broker_username=broker_username,
         broker_password=broker_password,
+        broker_ca_file=broker_ca_file,
         development=development,
     )
     console.print(f"settings ok: role {settings.role}")

@@ -41,7 +41,7 @@ def test_migrate_creates_the_tables(tmp_path: Path) -> None:
 
 
 def hub_tls_env(broker: MosquittoBroker) -> dict[str, str]:
-    """The hub CLI trusts the test broker's CA through the environment (no flag for it)."""
+    """The hub CLI trusts the test broker's CA through the environment."""
     return {"CAMPUS_HUB_BROKER__TLS__CA_FILE": str(broker.ca_file)}
 
 
@@ -56,8 +56,8 @@ def test_validate_passes_against_a_reachable_database_and_broker(
             "--broker-host", mosquitto_broker.host,
             "--broker-port", str(mosquitto_broker.port),
             "--broker-password", mosquitto_broker.hub_password,
+            "--broker-ca-file", str(mosquitto_broker.ca_file),
         ],
-        env=hub_tls_env(mosquitto_broker),
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cloud_hub.broker import free_port
 
 
-def test_demo_brings_every_school_online_and_stops_by_itself(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "broker"),
+    [
+        ("/usr/sbin:/usr/bin:/bin", "Mosquitto, hub listener 127.0.0.1:"),
+        # without Mosquitto on PATH the demo falls back to amqtt in-process, and says so
+        ("/usr/bin:/bin", "amqtt in-process on 127.0.0.1:"),
+    ],
+    ids=["mosquitto", "amqtt-fallback"],
+)
+def test_demo_brings_every_school_online_and_stops_by_itself(
+    tmp_path: Path, path: str, broker: str
+) -> None:
+    if broker.startswith("amqtt") and shutil.which("mosquitto", path=path):
+        pytest.skip("mosquitto is installed in /usr/bin on this machine")
     workdir = tmp_path / "demo"
     result = subprocess.run(
         [
@@ -22,10 +38,11 @@ def test_demo_brings_every_school_online_and_stops_by_itself(tmp_path: Path) -> 
         capture_output=True,
         text=True,
         timeout=150,
-        env={"COLUMNS": "200", "PATH": "/usr/sbin:/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": path},
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
+    assert broker in output
     assert re.search(r"all 4 schools online after \d+\.\d s", output), output
     assert "hub API: http://127.0.0.1:" in output
     assert "demo stopped: every process has exited" in output

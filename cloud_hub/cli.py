@@ -13,9 +13,10 @@ from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from campus_config import ConfigError
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker, make_client
-from cloud_hub.settings import ConfigError, HubSettings, load_hub_settings
+from cloud_hub.settings import HubSettings, load_hub_settings
 
 app = typer.Typer(
     help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True

@@ -5,37 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from campus_config import (
+    PLACEHOLDER_SECRETS,
+    LayeredSettings,
+    Section,
+    TlsSettings,
+    load_layered,
 )
 
-from device_profiles.loader import format_validation_error
-
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password"})
 DEFAULT_DATABASE_URL = "sqlite:///./var/hub/hub.db"
 _POSTGRES_SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TlsSettings(Section):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
 
 
 class BrokerSettings(Section):
@@ -55,7 +37,7 @@ class ApiSettings(Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
-class HubSettings(BaseSettings):
+class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
     model_config = SettingsConfigDict(
@@ -87,38 +69,8 @@ class HubSettings(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = settings_cls.model_config.get("yaml_file")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
-        return tuple(sources)
-
-
-class ConfigError(ValueError):
-    """The hub config is invalid; the message names the source, field path and rule."""
-
 
 def load_hub_settings(path: Path | None = None, **overrides: Any) -> HubSettings:
     """Load settings under the layering rules; ``path`` is optional, ``overrides`` are CLI flags
     (nested sections as dicts, e.g. ``broker={"host": "x"}``, merged into the lower layers)."""
-    source = str(path) if path is not None else "settings"
-    if path is not None and not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-
-    class _FromFile(HubSettings):
-        model_config = SettingsConfigDict(yaml_file=path)
-
-    try:
-        loaded = _FromFile(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
-    return HubSettings.model_validate(loaded.model_dump())
+    return load_layered(HubSettings, path, **overrides)

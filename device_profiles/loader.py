@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from campus_config import format_validation_error
 from device_profiles.errors import ProfileError
 from device_profiles.schema import Profile
 
@@ -21,29 +21,6 @@ __all__ = [
 ]
 
 PROFILES_DIR = Path(__file__).parent
-
-
-#: a cross-field rule names the field it is about first: "scale: must be non-zero"
-_NAME = r"[A-Za-z_]\w*(?:\[\d+\])*"
-_FIELD_PREFIX = re.compile(rf"^({_NAME}(?:\.{_NAME})*): (.+)$", re.S)
-
-
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per error: ``source: field.path: rule``.
-
-    A model validator's message that starts with a field name is folded into the path, so
-    ``modbus.points[0]`` + ``scale: must be non-zero`` reads ``modbus.points[0].scale: must be …``.
-    """
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"])
-        loc = loc.lstrip(".")
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "value_error" and (field := _FIELD_PREFIX.match(msg)):
-            loc = f"{loc}.{field.group(1)}" if loc else field.group(1)
-            msg = field.group(2)
-        lines.append(f"{source}: {loc or '<root>'}: {msg}")
-    return "\n".join(lines)
 
 
 def load_profile(path: Path) -> Profile:

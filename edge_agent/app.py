@@ -18,12 +18,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from campus_config import ConfigError
 from campus_protocol.messages import Body, Health, MessageKind
 from device_profiles.schema import Profile
 from edge_agent.aggregate import DeviceMeta, WindowAggregator
 from edge_agent.health import OUTBOX_DISCARDED, WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
 from edge_agent.outbox import LANE_NAMES, LANES, Outbox
-from edge_agent.settings import AgentSettings, ConfigError, check_device_profiles
+from edge_agent.settings import AgentSettings, check_device_profiles
 from edge_agent.sources.base import DeviceState, Reading, Source
 from edge_agent.sources.modbus import DeviceCoordinator, ModbusSource
 from edge_agent.sources.mqtt_site import MqttSiteSource

@@ -14,11 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from campus_config import ConfigError
 from device_profiles.loader import ProfileError, load_profiles, profile_files
 from device_profiles.schema import Profile
 from edge_agent.app import OUTBOX_FILE, Agent, build_sources, check_profiles
 from edge_agent.outbox import Outbox
-from edge_agent.settings import AgentSettings, ConfigError, load_agent_settings
+from edge_agent.settings import AgentSettings, load_agent_settings
 from edge_agent.sources.base import Reading
 from edge_agent.sources.modbus import ModbusSourceError
 

@@ -6,31 +6,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    YamlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from campus_config import (
+    PLACEHOLDER_SECRETS,
+    LayeredSettings,
+    Section,
+    TlsSettings,
+    load_layered,
+)
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
-from device_profiles.loader import format_validation_error
 from device_profiles.schema import Profile
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password"})
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TlsSettings(Section):
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
 
 
 class HubBrokerSettings(Section):
@@ -85,7 +75,7 @@ class GatewaySettings(Section):
     site: SiteIdentity
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(LayeredSettings):
     """Everything one edge agent needs. Profiles are checked against ``device_profiles``."""
 
     model_config = SettingsConfigDict(
@@ -121,39 +111,10 @@ class AgentSettings(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = settings_cls.model_config.get("yaml_file")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if yaml_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
-        return tuple(sources)
-
-
-class ConfigError(ValueError):
-    """The agent config is invalid; the message names file, field path and rule."""
-
 
 def load_agent_settings(path: Path, **overrides: Any) -> AgentSettings:
     """Load ``path`` under the layering rules; ``overrides`` are CLI flags (highest priority)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-
-    class _FromFile(AgentSettings):
-        model_config = SettingsConfigDict(yaml_file=path)
-
-    try:
-        loaded = _FromFile(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path), exc)) from None
-    return AgentSettings.model_validate(loaded.model_dump())
+    return load_layered(AgentSettings, path, **overrides)
 
 
 def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profile]) -> list[str]:

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from campus_config import PLACEHOLDER_SECRETS
 from cloud_hub.broker import acl_text, free_port
-from cloud_hub.settings import PLACEHOLDER_SECRETS
 from edge_agent.settings import load_agent_settings
 from simulators.fleet import plan_city, run_fleet
 from simulators.signals import SimClock

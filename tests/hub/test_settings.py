@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud_hub.settings import ConfigError, HubSettings, load_hub_settings
+from campus_config import ConfigError
+from cloud_hub.settings import HubSettings, load_hub_settings
 
 
 @pytest.fixture(autouse=True)

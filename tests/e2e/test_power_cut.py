@@ -65,28 +65,11 @@ from cloud_hub.ingest.worker import IngestWorker, Outcome, OutcomeStatus
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from edge_agent.app import OUTBOX_FILE
 from edge_agent.outbox import Outbox
-from simulators.fleet import CityPlan, RunningFleet, plan_city, run_fleet
-from simulators.signals import SimClock
+from simulators.fleet import CityPlan, RunningFleet, plan_city
+from tests.e2e.support import POLL_S, SERVED, WINDOW_S, serve_school
 
-WINDOW_S = 1.0
 HEARTBEAT_S = 1.0
-POLL_S = 0.2
 REPO = Path(__file__).resolve().parents[2]
-
-#: what every device of a profile serves, exactly; every stored window must carry these values
-SERVED = {
-    "sensecap_s_co2_03": {"co2": 812.0, "temperature": 23.45, "humidity": 41.5},
-    "renke_rs_gzws_n01": {"illuminance": 456.0, "temperature": 21.3, "humidity": 55.5},
-    "eastron_sdm120": {
-        "voltage": 229.5,
-        "current": 1.25,
-        "active_power": 286.875,
-        "frequency": 50.0,
-    },
-    "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
-    "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
-    "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},
-}
 
 
 class RecordingIngestWorker(IngestWorker):
@@ -181,13 +164,7 @@ def site_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 @pytest.fixture
 async def fleet(plan: CityPlan, site_broker: MosquittoBroker) -> AsyncIterator[RunningFleet]:
-    running = await run_fleet(
-        plan,
-        site_broker_port=site_broker.site_port or 0,
-        clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
-        fixed_values=SERVED,
-        mqtt_interval_s=0.25,
-    )
+    running = await serve_school(plan, site_broker_port=site_broker.site_port or 0)
     yield running
     await running.stop()
 

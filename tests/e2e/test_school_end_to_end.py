@@ -8,7 +8,7 @@ listener, the edge agent, the hub ingest worker on SQLite, and the hub's REST AP
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,27 +26,10 @@ from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
 from edge_agent.settings import AgentSettings
-from simulators.fleet import CityPlan, RunningFleet, plan_city, run_fleet
-from simulators.signals import SimClock
+from simulators.fleet import CityPlan, RunningFleet, plan_city
+from tests.e2e.support import POLL_S, SERVED, WINDOW_S, serve_school
 
-WINDOW_S = 1.0
 RUN_WINDOWS = 4
-POLL_S = 0.2
-
-#: what every device of a profile serves, exactly; the hub must report these values back
-SERVED = {
-    "sensecap_s_co2_03": {"co2": 812.0, "temperature": 23.45, "humidity": 41.5},
-    "renke_rs_gzws_n01": {"illuminance": 456.0, "temperature": 21.3, "humidity": 55.5},
-    "eastron_sdm120": {
-        "voltage": 229.5,
-        "current": 1.25,
-        "active_power": 286.875,
-        "frequency": 50.0,
-    },
-    "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
-    "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
-    "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},
-}
 
 
 @dataclass
@@ -81,13 +64,7 @@ def broker(tmp_path: Path, plan: CityPlan) -> Iterator[MosquittoBroker]:
 
 @pytest.fixture
 async def school(plan: CityPlan, broker: MosquittoBroker) -> AsyncIterator[School]:
-    fleet = await run_fleet(
-        plan,
-        site_broker_port=broker.site_port or 0,
-        clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
-        fixed_values=SERVED,
-        mqtt_interval_s=0.25,
-    )
+    fleet = await serve_school(plan, site_broker_port=broker.site_port or 0)
     yield School(plan=plan, broker=broker, fleet=fleet)
     await fleet.stop()
 
@@ -113,7 +90,7 @@ def agent_settings(school: School, data_dir: Path) -> AgentSettings:
     )
 
 
-async def wait_for(condition, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
         if asyncio.get_running_loop().time() > deadline:

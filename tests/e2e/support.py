@@ -1,0 +1,37 @@
+"""What the end-to-end tests share: the values the simulated school serves, and starting it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from simulators.fleet import CityPlan, RunningFleet, run_fleet
+from simulators.signals import SimClock
+
+WINDOW_S = 1.0
+POLL_S = 0.2
+
+#: what every device of a profile serves, exactly; the hub must report these values back
+SERVED = {
+    "sensecap_s_co2_03": {"co2": 812.0, "temperature": 23.45, "humidity": 41.5},
+    "renke_rs_gzws_n01": {"illuminance": 456.0, "temperature": 21.3, "humidity": 55.5},
+    "eastron_sdm120": {
+        "voltage": 229.5,
+        "current": 1.25,
+        "active_power": 286.875,
+        "frequency": 50.0,
+    },
+    "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
+    "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
+    "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},
+}
+
+
+async def serve_school(plan: CityPlan, *, site_broker_port: int) -> RunningFleet:
+    """The plan's school serving ``SERVED`` at a lesson hour, its MQTT device every 0.25 s."""
+    return await run_fleet(
+        plan,
+        site_broker_port=site_broker_port,
+        clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
+        fixed_values=SERVED,
+        mqtt_interval_s=0.25,
+    )

@@ -16,6 +16,7 @@ from campus_protocol.errors import (
     UnsupportedVersion,
 )
 from campus_protocol.messages import (
+    BODY_KINDS,
     BODY_MODELS,
     Command,
     CommandResult,
@@ -28,10 +29,14 @@ from campus_protocol.messages import (
     MessageKind,
     PointStats,
     Reported,
+    Sample,
     Severity,
     SiteIdentity,
     State,
     Telemetry,
+    TelemetryBatch,
+    body_model,
+    parse_body_json,
 )
 from campus_protocol.topics import (
     Direction,
@@ -43,6 +48,7 @@ from campus_protocol.topics import (
 )
 
 __all__ = [
+    "BODY_KINDS",
     "BODY_MODELS",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
@@ -66,16 +72,20 @@ __all__ = [
     "PointStats",
     "ProtocolError",
     "Reported",
+    "Sample",
     "Severity",
     "SiteIdentity",
     "State",
     "Telemetry",
+    "TelemetryBatch",
     "TooLarge",
     "UnsupportedVersion",
+    "body_model",
     "decode",
     "downlink_topic",
     "encode",
     "hub_subscription",
+    "parse_body_json",
     "parse_topic",
     "uplink_topic",
 ]

@@ -15,7 +15,7 @@ from campus_protocol.errors import (
     TooLarge,
     UnsupportedVersion,
 )
-from campus_protocol.messages import BODY_MODELS, MessageKind
+from campus_protocol.messages import MessageKind, body_model
 from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -56,7 +56,7 @@ def decode(
     if kind is None:
         raise MalformedPayload(f"unknown kind {_preview(raw['kind'])}")
     try:
-        body = BODY_MODELS[kind].model_validate(raw["body"])
+        body = body_model(kind, raw["body"]).model_validate(raw["body"])
     except ValidationError as exc:
         raise MalformedPayload(_first_error(exc, "body"), reason="invalid_body") from None
     try:

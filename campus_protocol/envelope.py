@@ -31,7 +31,7 @@ class Envelope(BaseModel):
     @classmethod
     def wrap(cls, *, node: str, seq: int, body: Body, sent_at: datetime | None = None) -> Envelope:
         """Build an envelope for ``body``, inferring its kind."""
-        from campus_protocol.messages import BODY_MODELS
+        from campus_protocol.messages import BODY_KINDS
 
-        kind = next(k for k, model in BODY_MODELS.items() if type(body) is model)
+        kind = BODY_KINDS[type(body)]
         return cls(node=node, seq=seq, sent_at=sent_at or datetime.now(UTC), kind=kind, body=body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[
@@ -63,13 +64,23 @@ class PointStats(Body):
     max: FiniteFloat
     mean: FiniteFloat
     last: FiniteFloat
+    p95: FiniteFloat | None = None  # 95th percentile (linear interpolation); absent from old agents
     unit: Label = ""
 
     @model_validator(mode="after")
     def _ordered(self) -> PointStats:
         if not (self.min <= self.mean <= self.max and self.min <= self.last <= self.max):
             raise ValueError("stats must satisfy min <= mean, last <= max")
+        if self.p95 is not None and not self.min <= self.p95 <= self.max:
+            raise ValueError("stats must satisfy min <= p95 <= max")
         return self
+
+
+class Sample(Body):
+    """One value at the moment it was acquired: a raw pass-through reading or a state change."""
+
+    at: AwareDatetime
+    value: FiniteFloat
 
 
 class Telemetry(Body):
@@ -81,12 +92,29 @@ class Telemetry(Body):
     window_start: AwareDatetime
     window_end: AwareDatetime
     points: dict[Identifier, PointStats] = Field(min_length=1, max_length=512)
+    # Per point, in acquisition order: every reading of a raw pass-through point and every change
+    # of a discrete (change-of-value) point, so a state change is never hidden inside a window.
+    samples: dict[Identifier, list[Sample]] = Field(default_factory=dict, max_length=512)
 
     @model_validator(mode="after")
     def _window_forward(self) -> Telemetry:
         if self.window_end <= self.window_start:
             raise ValueError("window_end must be after window_start")
         return self
+
+
+MAX_BATCH_WINDOWS = 1024
+
+
+class TelemetryBatch(Body):
+    """Many device windows in one message (kind ``telemetry``; told apart by ``windows``).
+
+    Fewer, larger messages are cheaper for the outbox, the broker, the uplink and the hub. The
+    hub stores each window as if it had come alone; one window it cannot store (an unknown
+    profile) is counted and skipped, the others are kept.
+    """
+
+    windows: list[Telemetry] = Field(min_length=1, max_length=MAX_BATCH_WINDOWS)
 
 
 class Severity(StrEnum):
@@ -180,6 +208,7 @@ class Reported(Body):
     detail: Label = ""
 
 
+#: the body model of each kind; a ``telemetry`` body may also be a ``TelemetryBatch``
 BODY_MODELS: dict[MessageKind, type[Body]] = {
     MessageKind.TELEMETRY: Telemetry,
     MessageKind.EVENT: Event,
@@ -190,3 +219,30 @@ BODY_MODELS: dict[MessageKind, type[Body]] = {
     MessageKind.CMD: Command,
     MessageKind.CONFIG: ConfigDesired,
 }
+
+#: body model -> kind, including the models a kind accepts besides its ``BODY_MODELS`` entry
+BODY_KINDS: dict[type[Body], MessageKind] = {
+    **{model: kind for kind, model in BODY_MODELS.items()},
+    TelemetryBatch: MessageKind.TELEMETRY,
+}
+
+
+def body_model(kind: MessageKind, raw: object) -> type[Body]:
+    """The model to validate the untrusted JSON ``raw`` body of ``kind`` with."""
+    if kind is MessageKind.TELEMETRY and isinstance(raw, dict) and "windows" in raw:
+        return TelemetryBatch
+    return BODY_MODELS[kind]
+
+
+def parse_body_json(kind: MessageKind, data: bytes) -> Body:
+    """Validate a body stored as JSON (an outbox row) against the model its shape calls for.
+
+    Raises pydantic's ``ValidationError`` when it fits no model of ``kind``.
+    """
+    if kind is not MessageKind.TELEMETRY:
+        return BODY_MODELS[kind].model_validate_json(data)
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return Telemetry.model_validate_json(data)  # raises the ValidationError that says why
+    return body_model(kind, raw).model_validate(raw)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
-from campus_protocol.messages import BODY_MODELS, Body, MessageKind, State
+from campus_protocol.messages import Body, MessageKind, State, parse_body_json
 from campus_protocol.topics import uplink_topic
 from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
 from edge_agent.outbox import Outbox, OutboxRow
@@ -151,7 +151,7 @@ class HubUplink:
 
     async def _publish_row(self, client: aiomqtt.Client, row: OutboxRow) -> None:
         try:
-            body: Body = BODY_MODELS[row.kind].model_validate_json(row.body)
+            body: Body = parse_body_json(row.kind, row.body)
             envelope = Envelope.wrap(node=self.node, seq=row.seq, body=body)
             payload = codec.encode(envelope, max_bytes=self.max_message_bytes)
         except ProtocolError as exc:

@@ -35,6 +35,7 @@ from campus_protocol import (
     MessageKind,
     State,
     Telemetry,
+    TelemetryBatch,
     decode,
     hub_subscription,
     parse_topic,
@@ -131,6 +132,7 @@ class IngestWorker:
         self.rejected = 0
         self.kept = 0
         self.rejections: Tally[str] = Tally()  # by reason
+        self.rejected_windows: Tally[str] = Tally()  # windows skipped inside stored batches
         self.connected = asyncio.Event()
         self._last_logged: dict[str, float] = {}
         self._device_ids: dict[DeviceKey, int] = {}
@@ -201,10 +203,12 @@ class IngestWorker:
         nodes = set()
         for item in batch:
             body = item.envelope.body
-            if isinstance(body, Event) or (
-                isinstance(body, Telemetry)
-                and body.profile in self.profiles
-                and self.profiles[body.profile].alerts
+            windows = body.windows if isinstance(body, TelemetryBatch) else [body]
+            if isinstance(body, Event) or any(
+                isinstance(window, Telemetry)
+                and window.profile in self.profiles
+                and self.profiles[window.profile].alerts
+                for window in windows
             ):
                 nodes.add(item.envelope.node)
         return nodes
@@ -252,6 +256,8 @@ class IngestWorker:
             view.gateways[envelope.node] = True
         elif isinstance(body, Telemetry):
             self._store_telemetry(session, view, envelope.node, body)
+        elif isinstance(body, TelemetryBatch):
+            self._store_telemetry_batch(session, view, envelope.node, body)
         elif isinstance(body, Event):
             self._store_event(session, view, envelope.node, body)
         # cmdres / reported: nothing to store yet beyond the dedupe claim
@@ -294,6 +300,27 @@ class IngestWorker:
         telemetry.store_telemetry(session, device_id=device_id, telemetry=body)
         view.saw_window(device_id, body.window_end)
         self._evaluate_rules(session, view, node, profile, body)
+
+    def _store_telemetry_batch(
+        self, session: Session, view: BatchView, node: str, batch: TelemetryBatch
+    ) -> None:
+        """Store every window as if it came alone; a window the hub cannot store is counted and
+        skipped, the rest are kept. Only a batch with no storable window is rejected."""
+        rejected: list[Rejected] = []
+        for window in batch.windows:
+            try:
+                self._store_telemetry(session, view, node, window)
+            except Rejected as exc:
+                rejected.append(exc)
+        if len(rejected) == len(batch.windows):
+            raise rejected[0]
+        for skipped in rejected:
+            self.rejected_windows[skipped.reason] += 1
+            INGEST_ERRORS.labels(error_type=skipped.reason, stage=skipped.stage).inc()
+            outcome = Outcome(
+                OutcomeStatus.REJECTED, "telemetry", skipped.reason, f"window: {skipped.detail}"
+            )
+            self._log_limited(outcome, logging.WARNING)
 
     def _evaluate_rules(
         self, session: Session, view: BatchView, node: str, profile: Profile, body: Telemetry

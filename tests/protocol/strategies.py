@@ -21,10 +21,12 @@ from campus_protocol import (
     MessageKind,
     PointStats,
     Reported,
+    Sample,
     Severity,
     SiteIdentity,
     State,
     Telemetry,
+    TelemetryBatch,
 )
 from campus_protocol.messages import Body
 
@@ -68,16 +70,20 @@ json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=5)
 @st.composite
 def point_stats(draw: st.DrawFn) -> PointStats:
     """Stats whose min <= mean, last <= max."""
-    low, a, b, high = sorted(draw(st.lists(finite_floats, min_size=4, max_size=4)))
-    mean, last = draw(st.permutations([a, b]))
+    low, a, b, c, high = sorted(draw(st.lists(finite_floats, min_size=5, max_size=5)))
+    mean, last, p95 = draw(st.permutations([a, b, c]))
     return PointStats(
         count=draw(st.integers(min_value=1, max_value=INT64_MAX)),
         min=low,
         max=high,
         mean=mean,
         last=last,
+        p95=draw(st.none() | st.just(p95)),
         unit=draw(st.text(max_size=8)),
     )
+
+
+samples = st.builds(Sample, at=aware_datetimes, value=finite_floats)
 
 
 @st.composite
@@ -92,7 +98,11 @@ def telemetry(draw: st.DrawFn) -> Telemetry:
         window_start=start,
         window_end=(start + length).astimezone(draw(timezones)),
         points=draw(st.dictionaries(identifiers, point_stats(), min_size=1, max_size=8)),
+        samples=draw(st.dictionaries(identifiers, st.lists(samples, max_size=3), max_size=2)),
     )
+
+
+telemetry_batches = st.builds(TelemetryBatch, windows=st.lists(telemetry(), min_size=1, max_size=4))
 
 
 site_identities = st.builds(
@@ -119,7 +129,7 @@ device_healths = st.builds(
 )
 
 BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
-    MessageKind.TELEMETRY: telemetry(),
+    MessageKind.TELEMETRY: telemetry() | telemetry_batches,
     MessageKind.EVENT: st.builds(
         Event,
         rule=identifiers,

@@ -24,16 +24,19 @@ from campus_protocol import (
     ParsedTopic,
     SiteIdentity,
     State,
+    Telemetry,
+    TelemetryBatch,
     TooLarge,
     UnsupportedVersion,
     decode,
     encode,
+    parse_body_json,
     parse_topic,
     uplink_topic,
 )
-from campus_protocol.messages import DOWNLINK_KINDS
+from campus_protocol.messages import DOWNLINK_KINDS, MAX_BATCH_WINDOWS
 from campus_protocol.topics import Direction, downlink_topic
-from tests.protocol.strategies import envelopes, json_values
+from tests.protocol.strategies import envelopes, json_values, telemetry, telemetry_batches
 
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -391,3 +394,52 @@ def test_a_health_with_an_infinite_duration_is_refused_at_construction(field: st
     values[field] = float("inf")
     with pytest.raises(ValueError, match="finite"):
         Health(**values)
+
+
+# --- many device windows in one telemetry message ---------------------------------------------
+
+
+@PROPERTY
+@given(batch=telemetry_batches)
+def test_a_telemetry_batch_round_trips_as_kind_telemetry(batch: TelemetryBatch):
+    envelope = Envelope.wrap(node="gw-1", seq=1, body=batch)
+    assert envelope.kind is MessageKind.TELEMETRY
+    decoded = decode(encode(envelope), topic=parse_topic(uplink_topic("gw-1", envelope.kind)))
+    assert isinstance(decoded.body, TelemetryBatch)
+    assert decoded == envelope
+
+
+@FEW
+@given(body=telemetry() | telemetry_batches)
+def test_a_stored_telemetry_body_parses_back_to_its_own_model(body: Telemetry | TelemetryBatch):
+    assert parse_body_json(MessageKind.TELEMETRY, body.model_dump_json().encode()) == body
+
+
+def test_a_single_window_body_from_an_older_agent_still_decodes_as_telemetry():
+    decoded = decode(orjson.dumps(_telemetry_envelope()))
+    assert isinstance(decoded.body, Telemetry)
+    assert decoded.body.points["temp"].p95 is None
+    assert decoded.body.samples == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"windows": []},
+        {"windows": None},
+        {"windows": [{"device": "x"}]},
+        {"windows": [_telemetry_envelope()["body"]], "extra": 1},
+        {"windows": [_telemetry_envelope()["body"]] * (MAX_BATCH_WINDOWS + 1)},
+    ],
+    ids=["empty", "null", "bad-window", "unknown-field", "too-many-windows"],
+)
+def test_an_invalid_telemetry_batch_is_an_invalid_body(body: dict[str, Any]):
+    with pytest.raises(MalformedPayload) as info:
+        decode(orjson.dumps(_state_envelope(kind="telemetry", body=body)), max_bytes=2**20)
+    assert info.value.reason == "invalid_body"
+
+
+def test_a_p95_outside_min_and_max_is_an_invalid_body():
+    stats = {"count": 2, "min": 1, "max": 2, "mean": 1.5, "last": 2, "p95": 3}
+    with pytest.raises(MalformedPayload, match="p95"):
+        decode(orjson.dumps(_telemetry_envelope(points={"t": stats})))

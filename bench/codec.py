@@ -44,7 +44,9 @@ def sample_envelope() -> Envelope:
         window_end=start + timedelta(minutes=1),
         points=points,
     )
-    return Envelope.wrap(node="gw-1", seq=123_456, body=body, sent_at=start + timedelta(seconds=61))
+    return Envelope.wrap(
+        node="gw-1", epoch="bench", seq=123_456, body=body, sent_at=start + timedelta(seconds=61)
+    )
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -65,8 +67,10 @@ def main() -> None:
     envelope = sample_envelope()
     payload = encode(envelope)
     topic = parse_topic("campus/v1/gw-1/up/telemetry")
-    print(f"{platform.platform()} | python {platform.python_version()} | "
-          f"orjson {version('orjson')} | pydantic {version('pydantic')}")
+    print(
+        f"{platform.platform()} | python {platform.python_version()} | "
+        f"orjson {version('orjson')} | pydantic {version('pydantic')}"
+    )
     print(f"payload: telemetry, {len(POINTS)} points, {len(payload)} bytes")
     cases: dict[str, Callable[[], object]] = {
         "encode": lambda: encode(envelope),

@@ -41,7 +41,7 @@ def messages(count: int) -> list[tuple[str, bytes]]:
                 p: PointStats(count=10, min=v, max=v, mean=v, last=v) for p, v in POINTS.items()
             },
         )  # fmt: skip
-        envelope = Envelope.wrap(node="gw-bench", seq=seq, body=body, sent_at=start)
+        envelope = Envelope.wrap(node="gw-bench", epoch="bench", seq=seq, body=body, sent_at=start)
         out.append((uplink_topic("gw-bench", envelope.kind), encode(envelope)))
     return out
 

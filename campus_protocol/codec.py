@@ -19,7 +19,7 @@ from campus_protocol.messages import MessageKind, body_model
 from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
-_ENVELOPE_FIELDS = frozenset({"v", "node", "seq", "sent_at", "kind", "body"})
+_ENVELOPE_FIELDS = frozenset({"v", "node", "epoch", "seq", "sent_at", "kind", "body"})
 _KINDS_BY_VALUE = {kind.value: kind for kind in MessageKind}
 
 

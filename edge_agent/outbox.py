@@ -8,6 +8,9 @@ Design
 * Rows are deleted only by ``ack`` (after the hub broker's PUBACK) or ``discard`` (a message that
   can never be delivered, counted with a reason). Rows left from the last run go out first, since
   ``pending`` returns rows in seq order.
+* Every outbox has an ``epoch``: a random id made when the file is created and stored in it. The
+  hub deduplicates on ``(node, epoch, seq)``, so a replaced gateway or a wiped data directory
+  starts a new epoch at seq 0 and is never mistaken for a replay of the old one.
 * ``next_seq`` hands out a sequence number without a row, for messages that are not queued
   (the MQTT will and the retained online state).
 * Each row carries a ``lane`` (0 event, 1 health/state/other, 2 telemetry) so priority lanes and
@@ -32,6 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from campus_protocol.envelope import new_epoch
 from campus_protocol.messages import Body, MessageKind
 from edge_agent.health import OUTBOX_DEPTH, OUTBOX_DISCARDED
 
@@ -54,6 +58,10 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO counters (name, value) VALUES ('last_seq', -1);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -87,6 +95,7 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self.epoch = self._load_epoch()
         OUTBOX_DEPTH.set(self.depth())
 
     def append(self, kind: MessageKind, body: Body) -> int:
@@ -157,6 +166,15 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _load_epoch(self) -> str:
+        """The outbox's epoch, made (random) the first time this file is opened."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)", (new_epoch(),)
+            )
+            (epoch,) = self._db.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()
+        return str(epoch)
 
     def _bump_seq(self) -> int:
         (seq,) = self._db.execute(

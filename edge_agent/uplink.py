@@ -96,7 +96,12 @@ class HubUplink:
         self._wake.set()
 
     def _client(self) -> aiomqtt.Client:
-        will = Envelope.wrap(node=self.node, seq=self.outbox.next_seq(), body=State(online=False))
+        will = Envelope.wrap(
+            node=self.node,
+            epoch=self.outbox.epoch,
+            seq=self.outbox.next_seq(),
+            body=State(online=False),
+        )
         tls = None
         if self.hub.tls is not None:
             tls = ssl.create_default_context(cafile=str(self.hub.tls.ca_file))
@@ -121,7 +126,10 @@ class HubUplink:
 
     async def _publish_state(self, client: aiomqtt.Client, *, online: bool) -> None:
         envelope = Envelope.wrap(
-            node=self.node, seq=self.outbox.next_seq(), body=State(online=online)
+            node=self.node,
+            epoch=self.outbox.epoch,
+            seq=self.outbox.next_seq(),
+            body=State(online=online),
         )
         await client.publish(
             uplink_topic(self.node, MessageKind.STATE), codec.encode(envelope), qos=1, retain=True
@@ -152,7 +160,9 @@ class HubUplink:
     async def _publish_row(self, client: aiomqtt.Client, row: OutboxRow) -> None:
         try:
             body: Body = parse_body_json(row.kind, row.body)
-            envelope = Envelope.wrap(node=self.node, seq=row.seq, body=body)
+            envelope = Envelope.wrap(
+                node=self.node, epoch=self.outbox.epoch, seq=row.seq, body=body
+            )
             payload = codec.encode(envelope, max_bytes=self.max_message_bytes)
         except ProtocolError as exc:
             self._discard(row, getattr(exc, "reason", "unencodable"), exc)

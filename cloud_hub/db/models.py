@@ -121,12 +121,15 @@ class TelemetryWindow(Base):
 
 
 class SeenSeq(Base):
-    """One row per accepted (node, seq): the dedupe ledger."""
+    """One row per accepted (node, epoch, seq): the dedupe ledger, pruned after a retention."""
 
     __tablename__ = "seen_seq"
+    __table_args__ = (Index("ix_seen_seq_claimed_at", "claimed_at"),)
 
     node: Mapped[str] = mapped_column(Key, primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    claimed_at: Mapped[datetime]
 
 
 class Alert(Base):

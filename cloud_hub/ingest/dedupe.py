@@ -1,23 +1,38 @@
-"""Claim ``(node, seq)`` once: ``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL."""
+"""Claim ``(node, epoch, seq)`` once: ``INSERT … ON CONFLICT DO NOTHING`` on SQLite and PostgreSQL.
+
+The epoch names the outbox that numbered the message, so a replaced gateway (a new outbox
+starting again at seq 0) never collides with its predecessor's claims. Claims are only needed
+while a message can still be redelivered (a lost PUBACK, a broker queue replayed after an
+outage), so ``prune`` deletes those older than a retention period.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Executable
+from sqlalchemy import Executable, delete
 from sqlalchemy.orm import Session
 
 from cloud_hub.db.base import insert_for
 from cloud_hub.db.models import SeenSeq
 
 
-def claim(session: Session, *, node: str, seq: int) -> bool:
-    """True when this ``(node, seq)`` was not seen before; the claim commits with the session.
+def claim(session: Session, *, node: str, epoch: str, seq: int, at: datetime) -> bool:
+    """True when this ``(node, epoch, seq)`` was not seen before; the claim commits with the
+    session.
 
     ``RETURNING`` rather than ``rowcount``: psycopg reports -1 for a skipped conflicting insert.
     """
     stmt = _claim(session.get_bind().dialect.name)
-    return session.connection().execute(stmt, {"node": node, "seq": seq}).first() is not None
+    params = {"node": node, "epoch": epoch, "seq": seq, "claimed_at": at}
+    return session.connection().execute(stmt, params).first() is not None
+
+
+def prune(session: Session, *, older_than: datetime) -> int:
+    """Delete claims made before ``older_than``; returns how many."""
+    result = session.execute(delete(SeenSeq).where(SeenSeq.claimed_at < older_than))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @cache
@@ -25,6 +40,6 @@ def _claim(dialect: str) -> Executable:
     """Built once per dialect, so its compiled form is cached too."""
     return (
         insert_for(dialect, SeenSeq)
-        .on_conflict_do_nothing(index_elements=["node", "seq"])
+        .on_conflict_do_nothing(index_elements=["node", "epoch", "seq"])
         .returning(SeenSeq.seq)
     )

@@ -222,7 +222,7 @@ class IngestWorker:
             with session.begin_nested():
                 # state is retained and doubles as the MQTT will: it may repeat a seq legitimately
                 fresh = envelope.kind is MessageKind.STATE or claim(
-                    session, node=envelope.node, seq=envelope.seq
+                    session, node=envelope.node, epoch=envelope.epoch, seq=envelope.seq, at=now
                 )
                 if fresh:
                     self._store(session, view, envelope, now)

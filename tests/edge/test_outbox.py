@@ -24,6 +24,18 @@ def test_seq_strictly_increases_across_close_and_reopen(tmp_path: Path) -> None:
     assert direct == 4
 
 
+def test_an_outbox_keeps_its_epoch_and_a_new_file_gets_a_new_one(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "a.sqlite3") as outbox:
+        epoch = outbox.epoch
+    with Outbox(tmp_path / "a.sqlite3") as outbox:
+        reopened = outbox.epoch
+    with Outbox(tmp_path / "b.sqlite3") as outbox:
+        replaced = outbox.epoch
+
+    assert reopened == epoch
+    assert replaced != epoch, "a replaced gateway (new outbox) must never reuse old claims"
+
+
 def test_pending_returns_rows_in_seq_order_and_ack_deletes(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.sqlite3") as outbox:
         seqs = [outbox.append(MessageKind.STATE, State(online=i % 2 == 0)) for i in range(5)]

@@ -156,7 +156,7 @@ async def test_a_gateway_cannot_publish_into_another_gateways_topics(
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     async with hub_listener(mosquitto_broker) as received:
         async with hub_port_client(mosquitto_broker, "gw-1") as gw1:
-            forged = Envelope.wrap(node="gw-2", seq=1, body=telemetry(666))
+            forged = Envelope.wrap(node="gw-2", epoch="e1", seq=1, body=telemetry(666))
             await gw1.publish(
                 uplink_topic("gw-2", MessageKind.TELEMETRY), codec.encode(forged), qos=1
             )

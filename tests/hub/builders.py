@@ -34,8 +34,13 @@ SITE = SiteIdentity(
 CO2 = "sensecap_s_co2_03"  # bundled profile; rule co2_above_hygiene_limit: mean co2 > 1000
 
 
-def message(node: str, seq: int, body: Body, *, sent_at: datetime = T0) -> tuple[str, bytes]:
-    envelope = Envelope.wrap(node=node, seq=seq, body=body, sent_at=sent_at)
+EPOCH = "epoch-1"
+
+
+def message(
+    node: str, seq: int, body: Body, *, sent_at: datetime = T0, epoch: str = EPOCH
+) -> tuple[str, bytes]:
+    envelope = Envelope.wrap(node=node, epoch=epoch, seq=seq, body=body, sent_at=sent_at)
     return uplink_topic(node, envelope.kind), encode(envelope)
 
 
@@ -100,6 +105,7 @@ def telemetry(
     room: str = "r101",
     start: datetime = T0,
     window_s: float = 10,
+    epoch: str = EPOCH,
 ) -> tuple[str, bytes]:
     body = Telemetry(
         device=device,
@@ -109,7 +115,7 @@ def telemetry(
         window_end=start + timedelta(seconds=window_s),
         points=points,
     )
-    return message(node, seq, body, sent_at=start + timedelta(seconds=window_s))
+    return message(node, seq, body, sent_at=start + timedelta(seconds=window_s), epoch=epoch)
 
 
 def state(node: str = "gw-1", *, seq: int, online: bool) -> tuple[str, bytes]:

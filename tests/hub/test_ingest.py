@@ -22,6 +22,7 @@ from cloud_hub.db.models import (
     SeenSeq,
     TelemetryWindow,
 )
+from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.worker import INGEST_ERRORS, IngestWorker, OutcomeStatus
 from tests.hub.builders import T0, device_health, event, heartbeat, state, stats
 from tests.hub.builders import telemetry as tele
@@ -30,6 +31,9 @@ from tests.hub.builders import telemetry as tele
 def count(sessions: sessionmaker[Session], model: type) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+CO2_OK = {"co2": stats(640)}
 
 
 def errors_counted(error_type: str, stage: str = "receiving") -> float:
@@ -153,6 +157,36 @@ def test_the_same_seq_from_another_node_is_not_a_duplicate(worker: IngestWorker)
         worker.process(*tele("gw-2", seq=1, points={"co2": stats(1)})).status
         is OutcomeStatus.ACCEPTED
     )
+
+
+def test_a_replaced_outbox_starts_a_new_epoch_whose_seqs_are_stored_not_deduplicated(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    old = [
+        tele(seq=seq, points=CO2_OK, start=T0 + timedelta(seconds=10 * seq), epoch="old")
+        for seq in range(3)
+    ]
+    new = [
+        tele(seq=seq, points=CO2_OK, start=T0 + timedelta(seconds=100 + 10 * seq), epoch="new")
+        for seq in range(3)
+    ]
+
+    outcomes = worker.process_batch([*old, *new])
+
+    assert [o.status for o in outcomes] == [OutcomeStatus.ACCEPTED] * 6
+    assert count(sessions, TelemetryWindow) == 6
+
+
+def test_claims_older_than_the_retention_are_pruned(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    worker.process(*tele(seq=1, points={"co2": stats(1)}), now=T0)
+    worker.process(*tele(seq=2, points={"co2": stats(1)}), now=T0 + timedelta(days=8))
+
+    with sessions() as session, session.begin():
+        assert dedupe.prune(session, older_than=T0 + timedelta(days=1)) == 1
+    with sessions() as session:
+        assert list(session.scalars(select(SeenSeq.seq))) == [2]
 
 
 def test_a_repeated_state_message_is_applied_not_deduplicated(

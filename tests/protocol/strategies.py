@@ -28,6 +28,7 @@ from campus_protocol import (
     Telemetry,
     TelemetryBatch,
 )
+from campus_protocol.envelope import EPOCH_PATTERN
 from campus_protocol.messages import Body
 
 INT64_MAX = 2**63 - 1
@@ -182,6 +183,7 @@ def envelopes(draw: st.DrawFn, kind: MessageKind | None = None) -> Envelope:
     """Valid envelopes carrying a body of ``kind`` (any kind when None)."""
     return Envelope.wrap(
         node=draw(node_ids),
+        epoch=draw(st.from_regex(EPOCH_PATTERN, fullmatch=True)),
         seq=draw(st.integers(min_value=0, max_value=INT64_MAX)),
         body=draw(bodies(kind)),
         sent_at=draw(aware_datetimes),

@@ -60,6 +60,7 @@ def _state_envelope(**overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "v": 1,
         "node": "gw-1",
+        "epoch": "3f2a9c1d0b7e4a55",
         "seq": 7,
         "sent_at": "2025-03-01T08:00:00Z",
         "kind": "state",
@@ -123,7 +124,7 @@ def test_encoded_envelopes_are_compact_json_objects_with_the_protocol_version(en
     raw = orjson.loads(encode(envelope))
     assert raw["v"] == PROTOCOL_VERSION
     assert raw["kind"] == envelope.kind.value
-    assert set(raw) == {"v", "node", "seq", "sent_at", "kind", "body"}
+    assert set(raw) == {"v", "node", "epoch", "seq", "sent_at", "kind", "body"}
 
 
 # --- topic agreement --------------------------------------------------------------------------
@@ -191,7 +192,7 @@ def test_every_malformed_payload_raises_a_named_decode_error(payload: bytes):
     _decode_or_named_error(payload)  # a valid mutation may decode; any other exception fails
 
 
-@pytest.mark.parametrize("field", ["v", "node", "seq", "sent_at", "kind", "body"])
+@pytest.mark.parametrize("field", ["v", "node", "epoch", "seq", "sent_at", "kind", "body"])
 def test_an_envelope_missing_any_field_is_malformed(field: str):
     raw = _state_envelope()
     del raw[field]
@@ -218,6 +219,13 @@ def test_an_envelope_with_an_unknown_field_is_malformed():
         ("seq", None),
         ("seq", []),
         ("seq", 1.5),
+        ("seq", "108"),  # a string or float seq is never coerced: it must be a JSON integer
+        ("seq", 109.0),
+        ("seq", True),
+        ("epoch", None),
+        ("epoch", ""),
+        ("epoch", "has space"),
+        ("epoch", "x" * 33),
         ("seq", -1),
         ("seq", 2**63),
         ("sent_at", "yesterday"),
@@ -353,12 +361,12 @@ def test_an_oversized_payload_is_too_large_before_it_is_parsed():
 def test_encode_refuses_an_envelope_larger_than_the_bound():
     body = ConfigDesired(revision=1, config={"blob": "x" * MAX_MESSAGE_BYTES})
     with pytest.raises(TooLarge) as info:
-        encode(Envelope.wrap(node="gw-1", seq=1, body=body))
+        encode(Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=body))
     assert info.value.reason == "too_large"
 
 
 def test_encode_and_decode_honour_a_smaller_bound():
-    envelope = Envelope.wrap(node="gw-1", seq=1, body=State(online=False))
+    envelope = Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=State(online=False))
     payload = encode(envelope)
     assert encode(envelope, max_bytes=len(payload)) == payload
     with pytest.raises(TooLarge):
@@ -402,7 +410,7 @@ def test_a_health_with_an_infinite_duration_is_refused_at_construction(field: st
 @PROPERTY
 @given(batch=telemetry_batches)
 def test_a_telemetry_batch_round_trips_as_kind_telemetry(batch: TelemetryBatch):
-    envelope = Envelope.wrap(node="gw-1", seq=1, body=batch)
+    envelope = Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=batch)
     assert envelope.kind is MessageKind.TELEMETRY
     decoded = decode(encode(envelope), topic=parse_topic(uplink_topic("gw-1", envelope.kind)))
     assert isinstance(decoded.body, TelemetryBatch)

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv mosquitto clean
+.PHONY: demo test lint bench venv mosquitto chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -28,11 +28,22 @@ mosquitto:
 	  fi; \
 	fi
 
+# Browser tests drive Debian's Chromium through Playwright; install the package when it is missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' and retry" >&2; exit 1; \
+	  fi; \
+	fi
+
 demo: venv
 	PATH="$$PATH:/usr/sbin" $(BIN)/campus demo
 
 # pytest exits 5 when it collected no tests: that must fail, not pass silently.
-test: venv mosquitto
+test: venv mosquitto chromium
 	@PATH="$$PATH:/usr/sbin" $(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -44,4 +55,4 @@ bench: venv mosquitto
 	@for script in bench/*.py; do echo "== $$script"; PATH="$$PATH:/usr/sbin" $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var test-artifacts .pytest_cache .mypy_cache .ruff_cache

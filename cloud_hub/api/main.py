@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from cloud_hub.api.routes import alerts, devices, schools, system
+from cloud_hub.api.routes.web import add_web
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
@@ -55,7 +56,10 @@ def create_app(
                     await task
             engine.dispose()
 
-    app = FastAPI(title="campus-iot hub", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     for module in (schools, devices, alerts, system):
         app.include_router(module.router)
+    add_web(app)
     return app

@@ -155,11 +155,12 @@ def test_hostile_query_values_get_422_not_500(client: TestClient, url: str) -> N
     assert client.get(url).status_code == 422
 
 
-def test_healthz_metrics_docs_and_status_page(client: TestClient) -> None:
+def test_healthz_metrics_docs_and_dashboard(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "role": "regional"}
     assert "campus_ingest_messages_total" in client.get("/metrics").text
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/static/vendor/swagger-ui/" in docs.text
     assert "/api/v1/schools" in client.get("/openapi.json").json()["paths"]
     page = client.get("/")
-    assert page.status_code == 200
-    assert "No. 1 Primary School" in page.text and "degraded" in page.text
+    assert page.status_code == 200 and "/static/dashboard/app.js" in page.text
+    assert client.get("/static/dashboard/app.js").status_code == 200

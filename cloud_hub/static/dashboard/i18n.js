@@ -1,0 +1,64 @@
+// Labels in Chinese (the default) and English; the choice is kept in localStorage.
+const LABELS = {
+  zh: {
+    title: "校园物联运维", nav_city: "城市总览", nav_alerts: "告警",
+    lang_switch: "EN", live_stream: "实时推送", live_poll: "轮询 {s} 秒", updated: "更新于 {t}",
+    city: "城市", district: "区县", school: "学校", schools: "学校",
+    online: "在线", degraded: "部分故障", offline: "离线", unknown: "未知",
+    level_I: "红", level_II: "橙", level_III: "黄", level_IV: "蓝",
+    level_I_long: "红色（I 级）", level_II_long: "橙色（II 级）", level_III_long: "黄色（III 级）", level_IV_long: "蓝色（IV 级）",
+    active_alerts: "当前告警", no_alerts: "没有当前告警", devices: "设备", devices_online: "在线设备",
+    gateway: "网关", last_seen: "最近心跳", never: "从未", rooms: "教室与场所", room_none: "未指定场所",
+    device: "设备", profile: "型号", status: "状态", values: "最新值", last_ok: "最近正常读数",
+    last_error: "最近错误", level: "级别", point: "测点", value: "值", threshold: "阈值",
+    message: "说明", standard: "依据标准", opened: "发生时间", actions: "操作",
+    ack: "确认", resolve: "解除", acked: "已确认", not_available: "本 hub 暂不提供",
+    kpis: "考核指标", kpi_target: "2025 目标", history: "历史曲线", range: "时间范围",
+    range_1h: "1 小时", range_6h: "6 小时", range_24h: "24 小时", range_7d: "7 天",
+    history_live: "历史接口暂不可用：显示本页打开以来的实时值",
+    no_data: "暂无数据", school_not_found: "找不到该学校", problems_first: "有问题的学校排在前面",
+    load_failed: "无法连接 hub：{e}", login_required: "需要登录（401）：请先在 API 中登录",
+    forbidden: "当前角色无权执行此操作", schools_summary: "{n} 所学校", alert_count: "{n} 条告警",
+  },
+  en: {
+    title: "Campus IoT operations", nav_city: "City", nav_alerts: "Alerts",
+    lang_switch: "中文", live_stream: "live", live_poll: "polling every {s} s", updated: "updated {t}",
+    city: "City", district: "District", school: "School", schools: "Schools",
+    online: "online", degraded: "degraded", offline: "offline", unknown: "unknown",
+    level_I: "Red", level_II: "Orange", level_III: "Yellow", level_IV: "Blue",
+    level_I_long: "Red (level I)", level_II_long: "Orange (level II)", level_III_long: "Yellow (level III)", level_IV_long: "Blue (level IV)",
+    active_alerts: "Active alerts", no_alerts: "No active alerts", devices: "Devices", devices_online: "devices online",
+    gateway: "Gateway", last_seen: "Last heartbeat", never: "never", rooms: "Rooms", room_none: "No room",
+    device: "Device", profile: "Profile", status: "Status", values: "Latest values", last_ok: "Last good reading",
+    last_error: "Last error", level: "Level", point: "Point", value: "Value", threshold: "Threshold",
+    message: "Message", standard: "Standard", opened: "Opened", actions: "Actions",
+    ack: "Acknowledge", resolve: "Resolve", acked: "acknowledged", not_available: "not available on this hub",
+    kpis: "KPIs", kpi_target: "2025 target", history: "History", range: "Range",
+    range_1h: "1 hour", range_6h: "6 hours", range_24h: "24 hours", range_7d: "7 days",
+    history_live: "history route not available: showing live values since this page opened",
+    no_data: "no data yet", school_not_found: "school not found", problems_first: "schools with problems first",
+    load_failed: "cannot reach the hub: {e}", login_required: "sign-in required (401): log in to the API first",
+    forbidden: "your role may not do this", schools_summary: "{n} schools", alert_count: "{n} alerts",
+  },
+};
+
+let lang = localStorage.getItem("campus.lang") === "en" ? "en" : "zh";
+
+export function language() { return lang; }
+
+export function setLanguage(next) {
+  lang = next === "en" ? "en" : "zh";
+  localStorage.setItem("campus.lang", lang);
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+}
+
+/** The label for ``key`` with ``{name}`` placeholders filled from ``vars``. */
+export function t(key, vars = {}) {
+  const text = LABELS[lang][key] ?? LABELS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+/** Fill every ``[data-i18n]`` element under ``root`` with its label. */
+export function translate(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+}

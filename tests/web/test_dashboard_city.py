@@ -1,0 +1,94 @@
+"""The city view over a hub holding two schools: one degraded with alerts, one offline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from campus_protocol import DeviceStatus, EventState
+from cloud_hub.api.deps import get_now
+from cloud_hub.api.main import create_app
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.settings import HubSettings
+from device_profiles.loader import load_profiles
+from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
+from tests.web.support import LoopThread, ServedHub, WatchedPage, serving
+
+SITE_2 = SITE.model_copy(
+    update={"district_id": "d-south", "district_name": "South", "school_id": "s-2",
+            "school_name": "No. 2 Middle School"}
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHub]:
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('city') / 'hub.db'}"
+    engine = make_engine(database_url)
+    create_schema(engine)
+    worker = IngestWorker(make_sessionmaker(engine), profiles=load_profiles())
+    devices = [device_health("co2-1"), device_health("lux-1", status=DeviceStatus.OFFLINE)]
+    worker.process(*heartbeat(seq=1, devices=devices), now=T0)
+    worker.process(*telemetry(seq=2, points={"co2": stats(1200, unit="ppm")}))
+    worker.process(*event(seq=3, state=EventState.RAISED))
+    worker.process(*heartbeat("gw-2", seq=1, site=SITE_2), now=T0 - timedelta(minutes=10))
+    engine.dispose()
+    app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
+    app.dependency_overrides[get_now] = lambda: T0 + timedelta(seconds=5)
+    with serving(loop_thread, app) as served:
+        yield served
+
+
+def test_city_tree_lists_problem_schools_first_with_their_status_colours(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/")
+
+    schools = page.page.locator("#tree a.school")
+    expect(schools).to_have_count(2)
+    assert [schools.nth(i).get_attribute("data-status") for i in range(2)] == [
+        "offline",
+        "degraded",
+    ]
+    expect(page.page.locator("#tree a.school[data-school=s-1] .status")).to_have_text("部分故障")
+    page.screenshot("dashboard-city-seeded")
+    page.assert_clean()
+
+
+def test_active_alerts_show_their_level_in_chinese_by_default_and_english_on_switch(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/#/alerts")
+    gas = page.page.locator("tr.alert[data-level=II]")  # the gateway's gas event, level II
+    expect(gas.locator(".level")).to_have_text("橙")
+
+    page.page.click("#lang")
+
+    expect(gas.locator(".level")).to_have_text("Orange")
+    expect(page.page.locator("header nav")).to_contain_text("Alerts")
+    page.assert_clean()
+
+
+def test_school_page_shows_rooms_devices_values_with_units_and_the_last_error(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/#/school/s-1")
+
+    co2 = page.page.locator("tr.device[data-device=co2-1]")
+    expect(co2.locator("li[data-point=co2]")).to_contain_text("1200 ppm")
+    lux = page.page.locator("tr.device[data-device=lux-1]")
+    expect(lux).to_have_attribute("data-status", "offline")
+    expect(lux.locator("td.error")).to_have_text("timeout after 2.0 s")
+    expect(page.page.locator(".room h3").first).to_contain_text("Room 101")
+    page.assert_clean()
+
+
+def test_optional_hub_routes_that_are_missing_read_not_available(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/")
+    expect(page.page.locator(".kpis .not-available")).to_be_visible()
+    page.assert_clean()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
+from cloud_hub.broker import MosquittoBroker
+from edge_agent.settings import AgentSettings
 from simulators.fleet import CityPlan, RunningFleet, run_fleet
 from simulators.signals import SimClock
 
@@ -34,4 +37,30 @@ async def serve_school(plan: CityPlan, *, site_broker_port: int) -> RunningFleet
         clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
         fixed_values=SERVED,
         mqtt_interval_s=0.25,
+    )
+
+
+def agent_settings(
+    plan: CityPlan, fleet: RunningFleet, broker: MosquittoBroker, data_dir: Path
+) -> AgentSettings:
+    """The agent of the plan's first school: TLS to ``broker``, Modbus polled every ``POLL_S``
+    (several readings in every window), a window and heartbeat every ``WINDOW_S``."""
+    school = plan.schools[0]
+    devices = fleet.agent_device_configs(school.id)
+    for device in devices:
+        if "modbus" in device:
+            device["modbus"]["poll_interval_s"] = POLL_S
+    return AgentSettings(
+        gateway={"id": school.gateway_id, "site": plan.site_identity(school.id)},
+        hub={
+            "host": broker.host,
+            "port": broker.port,
+            "password": broker.password_for(school.gateway_id),
+            "tls": {"ca_file": broker.ca_file},
+        },
+        site_broker={"host": broker.host, "port": broker.site_port},
+        data_dir=data_dir,
+        window_s=WINDOW_S,
+        heartbeat_s=WINDOW_S,
+        devices=devices,
     )

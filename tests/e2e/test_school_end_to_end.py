@@ -25,9 +25,8 @@ from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
-from edge_agent.settings import AgentSettings
 from simulators.fleet import CityPlan, RunningFleet, plan_city
-from tests.e2e.support import POLL_S, SERVED, WINDOW_S, serve_school
+from tests.e2e.support import SERVED, WINDOW_S, agent_settings, serve_school
 
 RUN_WINDOWS = 4
 
@@ -69,27 +68,6 @@ async def school(plan: CityPlan, broker: MosquittoBroker) -> AsyncIterator[Schoo
     await fleet.stop()
 
 
-def agent_settings(school: School, data_dir: Path) -> AgentSettings:
-    devices = school.fleet.agent_device_configs(school.school_id)
-    for device in devices:
-        if "modbus" in device:  # several readings in every window
-            device["modbus"]["poll_interval_s"] = POLL_S
-    return AgentSettings(
-        gateway={"id": school.gateway, "site": school.plan.site_identity(school.school_id)},
-        hub={
-            "host": school.broker.host,
-            "port": school.broker.port,
-            "password": school.broker.password_for(school.gateway),
-            "tls": {"ca_file": school.broker.ca_file},
-        },
-        site_broker={"host": school.broker.host, "port": school.broker.site_port},
-        data_dir=data_dir,
-        window_s=WINDOW_S,
-        heartbeat_s=WINDOW_S,
-        devices=devices,
-    )
-
-
 async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():
@@ -117,7 +95,8 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     ingest = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.connected.wait(), 10)
 
-    agent = Agent(agent_settings(school, tmp_path / "agent"), load_profiles())
+    config = agent_settings(school.plan, school.fleet, school.broker, tmp_path / "agent")
+    agent = Agent(config, load_profiles())
     running = asyncio.create_task(agent.run())
     await asyncio.sleep(WINDOW_S * (RUN_WINDOWS + 1.5))
     settings = HubSettings(database_url=database_url, development=True)

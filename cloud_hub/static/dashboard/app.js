@@ -193,8 +193,9 @@ function roomsSection(devices, units) {
     }));
 }
 
-function chartSection(devices, units) {
+function chartSection(devices, units, preferred) {
   const state = ui.chart;
+  if (!state.device && preferred) Object.assign(state, { device: preferred.device, point: preferred.point });
   const withValues = devices.filter((d) => Object.keys(d.values).length);
   if (!withValues.length) return h("section", { class: "history" }, h("h2", {}, t("history")), h("p", { class: "muted" }, t("no_data")));
   let device = withValues.find((d) => d.id === state.device) ?? withValues[0];
@@ -218,7 +219,7 @@ function chartSection(devices, units) {
     }, "chart-device"),
     select(points.map((p) => [p, p]), state.point, (e) => { state.point = e.target.value; redraw(); }, "chart-point"),
     ui.caps.series ? select(Object.keys(RANGES).map((r) => [r, t(r)]), state.range, (e) => { state.range = e.target.value; redraw(); }, "chart-range") : null);
-  queueMicrotask(redraw);
+  setTimeout(redraw, 0); // once the section is laid out, so the chart takes its width
   return h("section", { class: "history" }, h("h2", {}, t("history")), controls, note, plot);
 }
 
@@ -246,7 +247,7 @@ async function schoolView(id) {
         h("dt", {}, t("devices")), h("dd", {}, `${school.devices.online}/${school.devices.total} ${t("devices_online")}`))),
     h("section", { class: "active-alerts" }, h("h2", {}, t("active_alerts")), alertsTable(alerts.data, { [school.id]: school.name })),
     rooms,
-    chartSection(devices.data, units),
+    chartSection(devices.data, units, alerts.data[0]),
   ];
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -132,7 +132,13 @@ class EventState(StrEnum):
 
 
 class Event(Body):
-    """A rule fired or cleared at the edge."""
+    """A rule fired or cleared at the edge.
+
+    One event is active per (device, rule): a raise while it is active carries a higher ``count``
+    (a repeat, not a new alert). ``flapping`` marks the one event that stands for a condition
+    raising again and again. A source that is down as a whole (a Modbus TCP converter, the site
+    broker) raises one event with ``device`` = the source and ``devices`` = the devices behind it.
+    """
 
     rule: Identifier
     device: Identifier
@@ -144,6 +150,9 @@ class Event(Body):
     standard: Label
     message: Label = ""
     at: AwareDatetime
+    count: int = Field(default=1, ge=1)
+    flapping: bool = False
+    devices: list[Identifier] = Field(default_factory=list, max_length=1024)
 
 
 class DeviceStatus(StrEnum):
@@ -185,16 +194,38 @@ class State(Body):
 
 
 class Command(Body):
+    """A request to a gateway: ``name`` ``write`` (args ``point``, ``value``) or ``action``
+    (args ``action``) on ``device``; refused once ``expires_at`` has passed."""
+
     id: Identifier
     name: Identifier
     device: Identifier | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+    expires_at: AwareDatetime | None = None
+
+
+class CommandStatus(StrEnum):
+    ACCEPTED = "accepted"  # received and valid; it will be executed
+    SUCCEEDED = "succeeded"  # executed and read back as requested
+    FAILED = "failed"  # executed, but the device refused or read back something else
+    REJECTED = "rejected"  # refused before execution (unknown device, read-only, out of range...)
+    EXPIRED = "expired"  # arrived after its expiry
 
 
 class CommandResult(Body):
+    """The answer to a command, or (``origin`` local) the audit record of a local action."""
+
     id: Identifier
     ok: bool
     detail: Label = ""
+    status: CommandStatus | None = None
+    origin: Literal["hub", "local"] = "hub"
+    device: Identifier | None = None
+    target: Label = ""  # the point written or the action run
+    value: FiniteFloat | None = None
+    readback: FiniteFloat | None = None
+    attempts: int = Field(default=0, ge=0)
+    at: AwareDatetime | None = None
 
 
 class ConfigDesired(Body):

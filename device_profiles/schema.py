@@ -8,6 +8,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from campus_protocol.messages import Severity
+from device_profiles.rules import (
+    AlertRule,
+    Comparison,
+    NamedAction,
+    WindowStat,
+    WriteLimit,
+    check_rules_and_actions,
+)
+
+__all__ = ["AlertRule", "Comparison", "NamedAction", "Severity", "WindowStat", "WriteLimit"]
 
 PointName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ProfileId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -153,35 +163,6 @@ class MqttMapping(Strict):
     points: list[MqttPoint] = Field(min_length=1)
 
 
-class Comparison(StrEnum):
-    GT = ">"
-    GE = ">="
-    LT = "<"
-    LE = "<="
-    EQ = "=="
-    NE = "!="
-
-
-class WindowStat(StrEnum):
-    MIN = "min"
-    MAX = "max"
-    MEAN = "mean"
-    LAST = "last"
-
-
-class AlertRule(Strict):
-    """A threshold from a standard: fires when ``<stat of point> <op> threshold``."""
-
-    id: ProfileId
-    point: PointName
-    op: Comparison
-    threshold: float
-    stat: WindowStat = WindowStat.MAX
-    severity: Severity
-    standard: str = Field(min_length=3)  # the clause the threshold comes from
-    message: str = ""
-
-
 class Profile(Strict):
     """A device type: identity, protocol mapping and default alert rules."""
 
@@ -195,6 +176,8 @@ class Profile(Strict):
     modbus: ModbusMap | None = None
     mqtt: MqttMapping | None = None
     alerts: list[AlertRule] = Field(default_factory=list)
+    actions: list[NamedAction] = Field(default_factory=list)
+    writes: dict[str, WriteLimit] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _mapping_matches_protocol(self) -> Profile:
@@ -202,10 +185,13 @@ class Profile(Strict):
             raise ValueError("protocol: modbus needs a modbus: map and no mqtt: mapping")
         if self.protocol == "mqtt" and (self.mqtt is None or self.modbus is not None):
             raise ValueError("protocol: mqtt needs an mqtt: mapping and no modbus: map")
-        names = set(self.point_names)
-        for index, rule in enumerate(self.alerts):
-            if rule.point not in names:
-                raise ValueError(f"alerts[{index}].point: unknown point {rule.point!r}")
+        check_rules_and_actions(
+            alerts=self.alerts,
+            actions=self.actions,
+            writes=self.writes,
+            readable=set(self.readable_points),
+            writable=set(self.writable_points),
+        )
         return self
 
     @property
@@ -214,6 +200,19 @@ class Profile(Strict):
             return [p.name for p in self.modbus.points]
         assert self.mqtt is not None
         return [p.name for p in self.mqtt.points]
+
+    @property
+    def readable_points(self) -> list[str]:
+        """Points a poll or payload reports (not write-only registers)."""
+        if self.modbus is not None:
+            return [p.name for p in self.modbus.points if not p.write_only]
+        return self.point_names
+
+    @property
+    def writable_points(self) -> list[str]:
+        if self.modbus is not None:
+            return [p.name for p in self.modbus.points if p.writable]
+        return []
 
     def unit_of(self, point: str) -> str:
         points = self.modbus.points if self.modbus is not None else self.mqtt.points  # type: ignore[union-attr]

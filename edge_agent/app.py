@@ -24,6 +24,8 @@ from device_profiles.schema import Profile
 from edge_agent.aggregate import DeviceMeta, WindowAggregator
 from edge_agent.health import OUTBOX_DISCARDED, WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
 from edge_agent.outbox import LANE_NAMES, LANES, Outbox
+from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
+from edge_agent.rules.setup import check_rules, rule_devices
 from edge_agent.settings import AgentSettings, check_device_profiles
 from edge_agent.sources.base import DeviceState, Reading, Source
 from edge_agent.sources.modbus import DeviceCoordinator, ModbusSource
@@ -34,6 +36,9 @@ from edge_agent.uplink import HubUplink
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite3"
+RULES_FILE = "rules.sqlite3"
+RULES_TICK_S = 1.0
+SERIES_SAVE_S = 10.0
 MAX_HEALTH_DEVICES = 1024
 
 try:
@@ -45,6 +50,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 def check_profiles(settings: AgentSettings, profiles: Mapping[str, Profile]) -> None:
     """Raise ``ConfigError`` naming each device whose profile is unknown or of another protocol."""
     errors = check_device_profiles(settings, profiles)
+    errors += check_rules(settings, profiles) if not errors else []
     if errors:
         raise ConfigError("\n".join(errors))
 
@@ -100,6 +106,20 @@ class Agent:
             },
         )
         self.outbox = Outbox(settings.data_dir / OUTBOX_FILE)
+        self.rule_store = RuleStore(settings.data_dir / RULES_FILE)
+        try:
+            self.rules = RuleEngine(
+                rule_devices(settings, profiles),
+                calendar=load_calendar(settings.calendar_file),
+                overrides=settings.rules,
+                store=self.rule_store,
+                clock=clock,
+            )
+        except RuleConfigError as exc:
+            self.rule_store.close()
+            self.outbox.close()
+            raise ConfigError(str(exc)) from None
+        self.events_enqueued = 0
         self.uplink = HubUplink(self.node, settings.hub, self.outbox)
         self.windows_enqueued = 0
         self.heartbeats_enqueued = 0
@@ -152,6 +172,7 @@ class Agent:
                 loops = [
                     tg.create_task(self._window_loop(), name="windows"),
                     tg.create_task(self._heartbeat_loop(), name="heartbeat"),
+                    tg.create_task(self._rules_loop(), name="rules"),
                 ]
                 self.ready.set()
                 await self._stop.wait()
@@ -170,6 +191,8 @@ class Agent:
             await self._stop_sources()
             if status_server is not None:
                 status_server.close()
+            self.rules.save()
+            self.rule_store.close()
             self.outbox.close()
         log.info("agent %s stopped", self.node)
 
@@ -209,6 +232,34 @@ class Agent:
 
     def _on_reading(self, reading: Reading) -> None:
         self.aggregator.add(reading)
+        self._on_firings(self.rules.on_reading(reading))
+
+    def _on_firings(self, firings: list[Firing]) -> None:
+        """Queue each rule event (the outbox's event lane goes out before telemetry)."""
+        for firing in firings:
+            log.warning(
+                "%s %s %s on %s (value %g, count %d)",
+                firing.event.severity.value,
+                firing.event.rule,
+                "flapping" if firing.event.flapping else firing.event.state.value,
+                firing.event.device,
+                firing.event.value,
+                firing.event.count,
+            )
+            if self._enqueue(MessageKind.EVENT, firing.event):
+                self.events_enqueued += 1
+
+    async def _rules_loop(self) -> None:
+        """What time alone changes: delays, offline and stale devices, the calendar."""
+        saved_at = self._clock()
+        while True:
+            await asyncio.sleep(RULES_TICK_S)
+            now = self._clock()
+            states = {s.device: s.available for s in self.device_states()}
+            self._on_firings(self.rules.tick(states, now))
+            if now - saved_at >= SERIES_SAVE_S:
+                self.rules.save()
+                saved_at = now
 
     async def _stop_sources(self) -> None:
         for source in reversed(self.sources):

@@ -19,6 +19,7 @@ from campus_config import (
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
 from device_profiles.schema import Profile
+from edge_agent.rules.config import LocalAction, RuleOverride
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 
@@ -92,6 +93,10 @@ class AgentSettings(LayeredSettings):
     status_host: str = "127.0.0.1"  # the status page's listen address
     development: bool = False  # allows placeholder broker passwords
     devices: list[DeviceConfig] = Field(default_factory=list)
+    calendar_file: Path | None = None  # the school calendar; default: the standard timetable
+    rules: list[RuleOverride] = Field(default_factory=list)
+    local_actions: list[LocalAction] = Field(default_factory=list)
+    manual_hold_s: float = Field(default=1800.0, ge=0, le=86_400)  # a manual write holds actions
 
     @model_validator(mode="after")
     def _cross_checks(self) -> AgentSettings:

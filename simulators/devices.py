@@ -120,14 +120,22 @@ class AirSensorModel(_ReadOnly):
 
 
 class GasDetectorModel(_ReadOnly):
-    """Midas detector in a chemistry lab: %LEL near zero, heartbeat bit, alarms by level."""
+    """Midas detector in a chemistry lab: %LEL (or ppm) near zero, heartbeat bit, alarm bits."""
 
+    UNIT_PPM = 1 << 0
     UNIT_LEL = 1 << 3  # unit bits ppm, ppb, %VOL, %LEL, mA
 
-    def __init__(self, seed: int, low_alarm: float = 25.0, high_alarm: float = 50.0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        low_alarm: float = 25.0,
+        high_alarm: float = 50.0,
+        unit_code: int = UNIT_LEL,
+    ) -> None:
         self.seed = seed
         self.low_alarm = low_alarm
         self.high_alarm = high_alarm
+        self.unit_code = unit_code
 
     def values(self, now: datetime) -> dict[str, float]:
         lel = signals.gas_lel_pct(now, self.seed)
@@ -140,7 +148,7 @@ class GasDetectorModel(_ReadOnly):
             "heartbeat": float(int(now.timestamp() / 2) % 2),
             "concentration": lel,
             "fault_number": 0,
-            "concentration_unit_code": self.UNIT_LEL,
+            "concentration_unit_code": self.unit_code,
             "sensor_temperature": round(signals.sensor_temperature_c(now, self.seed)),
             "cell_life_remaining": max(0, round(life0 - now.timestamp() / 3600 % 8000)),
         }
@@ -195,6 +203,73 @@ class RecordingRoomModel(_ReadOnly):
         }
 
 
+class ColdRoomModel:
+    """Eliwell cold-room controller: the air follows the set-point (writable) within a degree."""
+
+    def __init__(self, seed: int, setpoint: float = 3.0) -> None:
+        self.seed = seed
+        self.setpoint = setpoint
+
+    def values(self, now: datetime) -> dict[str, float]:
+        air = self.setpoint + 0.5 + signals.noise(self.seed, "cold_air", now, 0.2)
+        return {
+            "temperature": round(air, 1),
+            "evaporator_temperature": round(
+                self.setpoint - 6 + signals.noise(self.seed, "evap", now, 0.3), 1
+            ),
+            "setpoint": self.setpoint,
+        }
+
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        if point != "setpoint":
+            return set()
+        self.setpoint = value
+        return {"setpoint", "temperature", "evaporator_temperature"}
+
+
+class RelayModuleModel:
+    """Relay board: a command register per output (0x0100 on, 0x0200 off, 0x0300 toggle)."""
+
+    ON, OFF, TOGGLE = 0x0100, 0x0200, 0x0300
+
+    def __init__(self, outputs: int = 8) -> None:
+        self.states = [0.0] * outputs
+
+    def values(self, now: datetime) -> dict[str, float]:
+        return {f"relay_{n + 1}": state for n, state in enumerate(self.states)}
+
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        name, _, suffix = point.rpartition("_")
+        number = name.removeprefix("relay_")
+        if suffix != "command" or not number.isdigit() or not 1 <= int(number) <= len(self.states):
+            return set()
+        index = int(number) - 1
+        command = round(value)
+        if command == self.ON:
+            self.states[index] = 1.0
+        elif command == self.OFF:
+            self.states[index] = 0.0
+        elif command == self.TOGGLE:
+            self.states[index] = 1.0 - self.states[index]
+        return {point, f"relay_{index + 1}"}
+
+
+class PoolZoneModel(_ReadOnly):
+    """Water-zone monitor: a quiet pool (level near 118 cm), nobody inside the fence."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def values(self, now: datetime) -> dict[str, float]:
+        return {
+            "person_in_zone": 0.0,
+            "intrusions_today": 0.0,
+            "water_level": round(118 + signals.noise(self.seed, "pool", now, 0.5), 1),
+            "level_alarm": 0.0,
+            "camera_online": 1.0,
+        }
+
+
 class FixedOnlyModel(_ReadOnly):
     """A profile without a signal model: every point reads 0 unless given a fixed value."""
 
@@ -213,6 +288,16 @@ MODELS: dict[str, Callable[[Profile, Classroom, int], PointModel]] = {
     "honeywell_midas_gas": lambda profile, room, seed: GasDetectorModel(seed),
     "eastron_sdm120": lambda profile, room, seed: PowerMeterModel(room, seed),
     "recording_room_controller": lambda profile, room, seed: RecordingRoomModel(seed),
+    "honeywell_midas_h2s": lambda profile, room, seed: GasDetectorModel(
+        seed, 7.1, 14.2, GasDetectorModel.UNIT_PPM
+    ),
+    "honeywell_midas_co": lambda profile, room, seed: GasDetectorModel(
+        seed, 17.0, 34.0, GasDetectorModel.UNIT_PPM
+    ),
+    "eliwell_id974_cold_room": lambda profile, room, seed: ColdRoomModel(seed),
+    "eletechsup_8ch_relay": lambda profile, room, seed: RelayModuleModel(),
+    "pool_zone_monitor": lambda profile, room, seed: PoolZoneModel(seed),
+    # eletechsup_8di_safety_inputs: every contact at rest (0) unless given a fixed value
 }
 
 

@@ -49,6 +49,7 @@ from cloud_hub.ingest.dedupe import claim
 from cloud_hub.ingest.view import BatchView, DeviceKey
 from cloud_hub.settings import BrokerSettings
 from device_profiles.loader import load_profiles
+from device_profiles.rules import RuleSite
 from device_profiles.schema import Comparison, Profile
 
 log = logging.getLogger(__name__)
@@ -325,8 +326,12 @@ class IngestWorker:
     def _evaluate_rules(
         self, session: Session, view: BatchView, node: str, profile: Profile, body: Telemetry
     ) -> None:
-        """Open an alert when a profile rule fires and none is active; clear it when it stops."""
+        """Open an alert when a hub rule fires and none is active; clear it when it stops.
+        Edge rules are the gateway's: their alerts arrive as events."""
         for rule in profile.alerts:
+            if rule.where is not RuleSite.HUB or rule.point is None or rule.op is None:
+                continue
+            assert rule.threshold is not None  # a hub rule is a threshold (profile validation)
             stats = body.points.get(rule.point)
             if stats is None:
                 continue

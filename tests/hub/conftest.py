@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 from device_profiles.loader import load_profiles
+from device_profiles.rules import AlertRule, ConditionKind
 from device_profiles.schema import Profile
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -21,7 +22,20 @@ POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 @pytest.fixture(scope="session")
 def profiles() -> dict[str, Profile]:
-    return load_profiles()
+    """The bundled profiles, with the CO2 sensor's thresholds evaluated at the hub (on each
+    window's mean), so these tests exercise hub rules; the bundled profile runs them at the edge."""
+    profiles = load_profiles()
+    co2 = profiles["sensecap_s_co2_03"]
+    hub_rules = [
+        AlertRule(**{**rule.model_dump(include=HUB_FIELDS), "stat": "mean", "where": "hub"})
+        for rule in co2.alerts
+        if rule.kind is ConditionKind.THRESHOLD
+    ]
+    profiles[co2.id] = co2.model_copy(update={"alerts": hub_rules})
+    return profiles
+
+
+HUB_FIELDS = {"id", "point", "op", "threshold", "severity", "standard", "message"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,12 +17,31 @@ EXPECTED_IDS = {
     "honeywell_midas_gas",
     "eastron_sdm120",
     "recording_room_controller",
+    "eliwell_id974_cold_room",
+    "honeywell_midas_h2s",
+    "honeywell_midas_co",
+    "eletechsup_8di_safety_inputs",
+    "eletechsup_8ch_relay",
+    "pool_zone_monitor",
 }
+_MIDAS_CODES = {"fault_number", "concentration_unit_code"}
 
 #: points that are dimensionless or codes and so may have no unit (flags and enums are exempt)
 UNITLESS_ALLOWED = {
     "eastron_sdm120": {"power_factor"},
-    "honeywell_midas_gas": {"fault_number", "concentration_unit_code"},
+    "honeywell_midas_gas": _MIDAS_CODES,
+    "honeywell_midas_h2s": _MIDAS_CODES,
+    "honeywell_midas_co": _MIDAS_CODES,
+    "eletechsup_8di_safety_inputs": {
+        "smoke_fire_alarm",
+        "one_key_alarm",
+        "chem_store_door",
+        "cold_room_door",
+    }
+    | {f"input_{n}" for n in range(5, 9)},
+    "eletechsup_8ch_relay": {f"relay_{n}" for n in range(1, 9)}
+    | {f"relay_{n}_command" for n in range(1, 9)},
+    "pool_zone_monitor": {"intrusions_today"},
     "arlight_dali_logic_lite": {f"device_{a}_status" for a in range(4)}
     | {f"group_{g}_level" for g in range(4)}
     | {f"group_{g}_set_level" for g in range(4)},
@@ -61,8 +80,11 @@ def test_every_physical_point_has_a_unit(profiles: dict[str, Profile]) -> None:
     for profile in profiles.values():
         allowed = UNITLESS_ALLOWED.get(profile.id, set())
         if profile.modbus is not None:
-            unitless = {p.name for p in profile.modbus.points
-                        if not p.unit and p.bit is None and not p.nonzero}
+            unitless = {
+                p.name
+                for p in profile.modbus.points
+                if not p.unit and p.bit is None and not p.nonzero
+            }
         else:
             assert profile.mqtt is not None
             unitless = {p.name for p in profile.mqtt.points if not p.unit and p.type == "number"}
@@ -70,7 +92,7 @@ def test_every_physical_point_has_a_unit(profiles: dict[str, Profile]) -> None:
 
 
 def _rules(profile: Profile) -> dict[str, tuple[str, float, Severity]]:
-    return {r.id: (r.op.value, r.threshold, r.severity) for r in profile.alerts}
+    return {r.id: (r.op.value, r.threshold, r.severity) for r in profile.alerts if r.op is not None}
 
 
 def test_gas_alarms_follow_gb_t_50493_levels(profiles: dict[str, Profile]) -> None:
@@ -98,7 +120,10 @@ def test_write_only_dali_group_levels_are_never_polled(profiles: dict[str, Profi
     assert {"group_0_on", "group_3_level", "device_3_status"} <= polled
 
 
-@pytest.mark.parametrize("profile_id", sorted(EXPECTED_IDS - {"recording_room_controller"}))
+MQTT_PROFILES = {"recording_room_controller", "pool_zone_monitor"}
+
+
+@pytest.mark.parametrize("profile_id", sorted(EXPECTED_IDS - MQTT_PROFILES))
 def test_every_polled_point_round_trips_through_its_registers(
     profiles: dict[str, Profile], profile_id: str
 ) -> None:
@@ -115,3 +140,31 @@ def test_every_polled_point_round_trips_through_its_registers(
         decoded = decode_block(block, registers, modbus)
         assert decoded.invalid == []
         assert decoded.values == pytest.approx({p.name: 1.0 for p in block.points})
+
+
+def test_there_are_at_least_twelve_real_device_types(profiles: dict[str, Profile]) -> None:
+    assert len(profiles) >= 12
+
+
+def test_toxic_gas_alarms_are_oel_and_twice_oel_in_ppm(profiles: dict[str, Profile]) -> None:
+    h2s = _rules(profiles["honeywell_midas_h2s"])
+    assert h2s["toxic_level_1"] == (">=", 7.1, Severity.II)  # 10 mg/m³ at 20 °C
+    assert h2s["toxic_level_2"] == (">=", 14.2, Severity.I)
+    co = _rules(profiles["honeywell_midas_co"])
+    assert (co["toxic_level_1"][1], co["toxic_level_2"][1]) == (17, 34)
+
+
+def test_the_safety_rules_of_the_issue_have_their_grades(profiles: dict[str, Profile]) -> None:
+    def grade(profile: str, rule: str) -> str:
+        return next(r.severity.value for r in profiles[profile].alerts if r.id == rule)
+
+    assert grade("eliwell_id974_cold_room", "chilled_storage_warm") == "II"
+    assert grade("eletechsup_8di_safety_inputs", "fire_alarm") == "I"
+    assert grade("eletechsup_8di_safety_inputs", "one_key_alarm_pressed") == "I"
+    assert grade("eletechsup_8di_safety_inputs", "chem_store_door_opened") == "II"
+    assert grade("pool_zone_monitor", "person_in_water_zone") == "I"
+    assert grade("pool_zone_monitor", "water_level_alarm") == "I"
+    assert grade("honeywell_midas_gas", "safety_device_offline") == "III"
+    assert grade("arlight_dali_logic_lite", "lights_on_after_hours") == "IV"
+    assert grade("recording_room_controller", "recording_not_started") == "III"
+    assert grade("sensecap_s_co2_03", "co2_above_hygiene_limit") == "IV"

@@ -1,4 +1,4 @@
-"""``campus agent scan | registers``: find and read Modbus devices from the gateway's shell."""
+"""``campus agent scan | registers | doctor``: the technician's tools on the gateway's shell."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Column, Table
 
-from device_profiles.loader import load_profiles
+from campus_config import ConfigError
+from device_profiles.loader import ProfileError, load_profiles
 from device_profiles.schema import REGISTER_COUNT, RegisterTable, RegisterType
+from edge_agent.cli import ConfigOption, ProfilesOption, _load
+from edge_agent.field.doctor import Finding, examine
 from edge_agent.field.every_way import Interpretation, interpret
 from edge_agent.field.modbus_probe import Bus, Probe, UnitFinding, scan
 from edge_agent.sources.modbus import ModbusSourceError
@@ -180,3 +183,42 @@ def registers_command(
             first = False
         out.add_section()
     console.print(out)
+
+
+def _print_finding(finding: Finding) -> None:
+    mark = "[green]ok  [/green]" if finding.ok else "[red]FAIL[/red]"
+    console.print(f"{mark} {finding.check:<12} {finding.detail}", highlight=False, soft_wrap=True)
+    if not finding.ok:
+        console.print(f"     {'':<12} -> {finding.advice}", highlight=False, soft_wrap=True)
+
+
+@app.command("doctor")
+def doctor_command(
+    config: ConfigOption,
+    profiles: ProfilesOption = None,
+    timeout: TimeoutOption = 3.0,
+) -> None:
+    """Check the config, the hub broker (reachable, TLS or plain, credentials, ACL), the clock,
+    disk space and the outbox; one line of advice per problem (exit 1 when there is one)."""
+    try:
+        settings, loaded = _load(config, profiles)
+    except (ConfigError, ProfileError) as exc:
+        lines = str(exc).splitlines()
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        _print_finding(Finding(
+            "config", f"{lines[0]}{more}",
+            f"run `campus agent validate -c {config}` and fix each line it names",
+        ))  # fmt: skip
+        raise typer.Exit(1) from None
+    tls = " TLS" if settings.hub.tls else ""
+    findings = [Finding(
+        "config", f"{config}: gateway {settings.gateway.id}, {len(settings.devices)} devices, "
+        f"{len(loaded)} profiles, hub {settings.hub.host}:{settings.hub.port}{tls}",
+    )]  # fmt: skip
+    findings.extend(asyncio.run(examine(settings, timeout_s=timeout)))
+    for finding in findings:
+        _print_finding(finding)
+    problems = sum(not f.ok for f in findings)
+    console.print(f"{problems} problem{'s' if problems != 1 else ''} found")
+    if problems:
+        raise typer.Exit(1)

@@ -175,6 +175,25 @@ class DeviceHealth(Body):
     last_error: Annotated[str, Field(max_length=500)] = ""
 
 
+class OutboxHealth(Body):
+    """The outbox's disk budget as the heartbeat reports it (counts since the outbox's epoch).
+
+    ``discarded`` counts rows dropped without delivery by ``<lane>:<reason>`` (``disk_budget``,
+    ``too_large``, ``invalid_body``, ``disk_full``, ``read_only``, ...). ``merged_windows`` counts
+    telemetry windows combined with others; ``discarded_windows`` the windows inside dropped rows.
+    ``offline_autonomy_h``: hours until the budget is full at the current rate, before merging
+    (absent until the agent has written for a while).
+    """
+
+    bytes: int = Field(ge=0)
+    budget_bytes: int = Field(ge=1)
+    offline_autonomy_h: FiniteFloat | None = Field(default=None, ge=0)
+    merged_windows: int = Field(default=0, ge=0)
+    discarded_windows: int = Field(default=0, ge=0)
+    discarded: dict[Identifier, int] = Field(default_factory=dict, max_length=64)
+    disk: Identifier = "ok"  # "ok", "disk_full", "read_only" or "io_error"
+
+
 class Health(Body):
     """The gateway heartbeat: identity, uptime, queue depth and per-device states."""
 
@@ -185,6 +204,7 @@ class Health(Body):
     heartbeat_interval_s: FiniteFloat = Field(gt=0)
     outbox_depth: int = Field(ge=0)
     devices: list[DeviceHealth] = Field(max_length=1024)
+    outbox: OutboxHealth | None = None  # absent from older agents
 
 
 class State(Body):

@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from campus_config import ConfigError
-from campus_protocol.messages import Body, Health, MessageKind
+from campus_protocol.messages import Body, Health, MessageKind, OutboxHealth
 from device_profiles.schema import Profile
 from edge_agent.aggregate import DeviceMeta, WindowAggregator
-from edge_agent.health import OUTBOX_DISCARDED, WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
-from edge_agent.outbox import LANE_NAMES, LANES, Outbox
+from edge_agent.health import WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
+from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
 from edge_agent.rules.setup import check_rules, rule_devices
 from edge_agent.settings import AgentSettings, check_device_profiles
@@ -105,7 +105,11 @@ class Agent:
                 for d in settings.devices
             },
         )
-        self.outbox = Outbox(settings.data_dir / OUTBOX_FILE)
+        self.outbox = Outbox.open_or_replace(
+            settings.data_dir / OUTBOX_FILE,
+            budget_bytes=settings.outbox.budget_bytes,
+            merge_window_s=settings.outbox.merge_window_s,
+        )
         self.rule_store = RuleStore(settings.data_dir / RULES_FILE)
         try:
             self.rules = RuleEngine(
@@ -120,7 +124,13 @@ class Agent:
             self.outbox.close()
             raise ConfigError(str(exc)) from None
         self.events_enqueued = 0
-        self.uplink = HubUplink(self.node, settings.hub, self.outbox)
+        self.uplink = HubUplink(
+            self.node,
+            settings.hub,
+            self.outbox,
+            max_in_flight=settings.outbox.max_in_flight,
+            live_share=settings.outbox.live_share,
+        )
         self.windows_enqueued = 0
         self.heartbeats_enqueued = 0
         self.started_at = clock()
@@ -207,6 +217,7 @@ class Agent:
             uplink_connected=self.uplink.connected,
             uplink_last_error=str(self.uplink.last_error or ""),
             outbox_depth=self.outbox.depth(),
+            outbox=self.outbox.budget_report(),
             windows_enqueued=self.windows_enqueued,
             messages_published=self.messages_published,
             messages_discarded=dict(self.uplink.discarded),
@@ -279,17 +290,23 @@ class Agent:
             await asyncio.sleep(self.settings.heartbeat_s)
 
     def _enqueue_closed_windows(self, now: float) -> None:
-        for body in self.aggregator.push(now):
-            if self._enqueue(MessageKind.TELEMETRY, body):
-                self.windows_enqueued += 1
-                WINDOWS_ENQUEUED.inc()
+        bodies = self.aggregator.push(now)
+        if self._enqueue_many([(MessageKind.TELEMETRY, body) for body in bodies]):
+            self.windows_enqueued += len(bodies)
+            WINDOWS_ENQUEUED.inc(len(bodies))
 
     def _enqueue(self, kind: MessageKind, body: Body) -> bool:
+        return self._enqueue_many([(kind, body)])
+
+    def _enqueue_many(self, messages: list[tuple[MessageKind, Body]]) -> bool:
+        """Queue ``messages`` in one transaction; a refused write is counted, never raised."""
+        if not messages:
+            return False
         try:
-            self.outbox.append(kind, body)
-        except sqlite3.Error:
-            log.exception("outbox write of a %s message failed", kind.value)
-            OUTBOX_DISCARDED.labels(LANE_NAMES[LANES.get(kind, 1)], "write_failed", "false").inc()
+            self.outbox.append_many(messages)
+        except OutboxWriteError as exc:  # logged by the outbox once per change of disk state
+            for kind, _ in messages:
+                self.outbox.count_unstored(kind, exc.reason)
             return False
         self.uplink.wake()
         return True
@@ -304,4 +321,5 @@ class Agent:
             heartbeat_interval_s=self.settings.heartbeat_s,
             outbox_depth=self.outbox.depth(),
             devices=[s.to_health() for s in self.device_states()[:MAX_HEALTH_DEVICES]],
+            outbox=OutboxHealth(**asdict(self.outbox.budget_report())),
         )

@@ -74,6 +74,12 @@ site_broker:                     # the school's local broker that MQTT devices p
   # password: null
 
 # data_dir: ./var/agent          # the outbox (SQLite WAL) lives here
+# outbox:
+#   budget_bytes: 1073741824     # disk budget (>= 1 MiB); over it, the oldest telemetry is merged,
+#                                # then dropped (events never): see edge_agent/outbox.py
+#   merge_window_s: 900          # merged telemetry: one window per device per this many seconds
+#   live_share: 0.25             # share of each uplink batch for the newest telemetry (0..1)
+#   max_in_flight: 64            # messages awaiting the hub broker's PUBACK at once
 # window_s: 10                   # telemetry aggregation window, wall-clock aligned (0 < s <= 3600)
 # heartbeat_s: 10                # health heartbeat interval
 # status_port: null              # HTTP status page; 0 = any free port

@@ -39,6 +39,18 @@ OUTBOX_DISCARDED = Counter(
     "Outbox rows dropped without delivery",
     ["lane", "reason", "intentional"],
 )
+OUTBOX_DISCARDED_WINDOWS = Counter(
+    "campus_outbox_discarded_windows_total",
+    "Telemetry windows inside outbox rows dropped without delivery",
+    ["reason"],
+)
+OUTBOX_MERGED_WINDOWS = Counter(
+    "campus_outbox_merged_windows_total",
+    "Telemetry windows combined with others by the outbox's disk budget",
+)
+OUTBOX_REPLACED = Counter(
+    "campus_outbox_replaced_total", "Corrupt outbox files moved aside and started anew"
+)
 OUTBOX_DEPTH = Gauge("campus_outbox_depth", "Rows waiting in the outbox")
 UPLINK_PUBLISHED = Counter(
     "campus_uplink_published_total", "Messages acknowledged by the hub broker", ["kind"]
@@ -83,6 +95,19 @@ class DeviceStatusView:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BudgetReport:
+    """The outbox's disk budget, as the heartbeat (``OutboxHealth``) and status page show it."""
+
+    bytes: int
+    budget_bytes: int
+    offline_autonomy_h: float | None  # at the current append rate; None before any append
+    merged_windows: int
+    discarded_windows: int
+    discarded: dict[str, int]  # "<lane>:<reason>" -> rows, since the outbox was created
+    disk: str  # "ok" or the reason of the last refused write
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusSnapshot:
     """What the status page and ``campus agent`` commands show about a running agent."""
 
@@ -93,6 +118,7 @@ class StatusSnapshot:
     uplink_connected: bool
     uplink_last_error: str
     outbox_depth: int
+    outbox: BudgetReport
     windows_enqueued: int
     messages_published: dict[str, int]
     messages_discarded: dict[str, int]

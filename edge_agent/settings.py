@@ -19,6 +19,7 @@ from campus_config import (
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
 from device_profiles.schema import Profile
+from edge_agent.outbox import DEFAULT_BUDGET_BYTES, DEFAULT_MERGE_WINDOW_S
 from edge_agent.rules.config import LocalAction, RuleOverride
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
@@ -71,6 +72,15 @@ class DeviceConfig(Section):
         return self
 
 
+class OutboxSettings(Section):
+    """The store-and-forward outbox: its disk budget and how a backlog shares the uplink."""
+
+    budget_bytes: int = Field(default=DEFAULT_BUDGET_BYTES, ge=1 << 20)  # at least 1 MiB
+    merge_window_s: float = Field(default=DEFAULT_MERGE_WINDOW_S, gt=0, le=86400)
+    live_share: float = Field(default=0.25, ge=0, le=1)  # of each batch, for the newest telemetry
+    max_in_flight: int = Field(default=64, ge=1, le=1024)  # messages awaiting PUBACK at once
+
+
 class GatewaySettings(Section):
     id: Annotated[str, Field(pattern=NODE_ID_PATTERN.pattern)]
     site: SiteIdentity
@@ -87,6 +97,7 @@ class AgentSettings(LayeredSettings):
     hub: HubBrokerSettings = HubBrokerSettings()
     site_broker: SiteBrokerSettings = SiteBrokerSettings()
     data_dir: Path = Path("./var/agent")
+    outbox: OutboxSettings = OutboxSettings()
     window_s: float = Field(default=10.0, gt=0, le=3600)
     heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
     status_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port

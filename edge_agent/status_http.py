@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from campus_protocol.messages import SiteIdentity
-from edge_agent.health import DeviceStatusView, StatusSnapshot
+from edge_agent.health import BudgetReport, DeviceStatusView, StatusSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def render_page(snapshot: StatusSnapshot, site: SiteIdentity) -> str:
 <dt>School</dt><dd>{escape(school)}</dd>
 <dt>Hub uplink</dt><dd>{uplink}</dd>
 <dt>Outbox depth</dt><dd>{snapshot.outbox_depth}</dd>
+{_outbox_rows(snapshot.outbox)}
 <dt>Windows published</dt><dd>{snapshot.messages_published.get("telemetry", 0)}</dd>
 <dt>Updated</dt><dd>{_clock_time(snapshot.taken_at)}</dd>
 </dl>
@@ -105,6 +106,29 @@ def render_page(snapshot: StatusSnapshot, site: SiteIdentity) -> str:
 </body>
 </html>
 """
+
+
+def _outbox_rows(report: BudgetReport) -> str:
+    """Disk budget, offline autonomy, merges and drops of the outbox."""
+    used = f"{report.bytes / 2**20:.1f} of {report.budget_bytes / 2**20:.0f} MiB"
+    used += f" ({100 * report.bytes / report.budget_bytes:.0f} %)"
+    autonomy = (
+        "not known yet"
+        if report.offline_autonomy_h is None
+        else f"{report.offline_autonomy_h:.1f} h at the current rate"
+    )
+    disk = (
+        '<span class="ok">writable</span>'
+        if report.disk == "ok"
+        else f'<span class="bad">{escape(report.disk.replace("_", " "))}</span>'
+    )
+    dropped = ", ".join(f"{escape(k)}: {v}" for k, v in report.discarded.items()) or "none"
+    return (
+        f"<dt>Outbox disk</dt><dd>{disk}, {used}</dd>\n"
+        f"<dt>Offline autonomy</dt><dd>{autonomy}</dd>\n"
+        f"<dt>Windows merged</dt><dd>{report.merged_windows}</dd>\n"
+        f"<dt>Dropped</dt><dd>{dropped} ({report.discarded_windows} windows)</dd>"
+    )
 
 
 def _device_row(device: DeviceStatusView, now: float) -> str:

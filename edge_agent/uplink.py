@@ -5,6 +5,11 @@ to the caller). On connect it publishes ``State(online=True)`` retained; the bro
 will, ``State(online=False)`` retained, if the link dies. Every row is wrapped in an envelope at
 send time (``sent_at`` is the send time, ``seq`` the row's); a row that can never be encoded
 (too large, invalid body) is discarded and counted with a reason instead of blocking the queue.
+
+Draining goes in batches of at most ``max_in_flight`` rows, taken in the outbox's priority order
+(events first; ``live_share`` of each batch for the newest telemetry, the rest for the backlog).
+A batch is marked sent, published with all its messages in flight at once, and the rows whose
+PUBACK came are deleted in one transaction; a row whose publish failed stays for the next try.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from campus_protocol.errors import ProtocolError
 from campus_protocol.messages import Body, MessageKind, State, parse_body_json
 from campus_protocol.topics import uplink_topic
 from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
-from edge_agent.outbox import Outbox, OutboxRow
+from edge_agent.outbox import Outbox, OutboxRow, OutboxWriteError
 from edge_agent.settings import HubBrokerSettings
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,8 @@ class HubUplink:
         hub: HubBrokerSettings,
         outbox: Outbox,
         *,
-        batch_size: int = 100,
+        max_in_flight: int = 64,
+        live_share: float = 0.25,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         publish_timeout_s: float = 10.0,
@@ -49,7 +55,8 @@ class HubUplink:
         self.node = node
         self.hub = hub
         self.outbox = outbox
-        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.live_share = live_share
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.publish_timeout_s = publish_timeout_s
@@ -136,18 +143,17 @@ class HubUplink:
         )
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish rows in seq order until stopping (then for at most the grace period)."""
+        """Publish batches of rows until stopping (then for at most the grace period)."""
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while True:
             if self._stop.is_set() and deadline is None:
                 deadline = loop.time() + self._grace_s
             self._wake.clear()
-            rows = self.outbox.pending(self.batch_size)
-            for row in rows:
-                if deadline is not None and loop.time() >= deadline:
-                    break
-                await self._publish_row(client, row)
+            rows = self.outbox.pending(self.max_in_flight, live_share=self.live_share)
+            if rows:
+                wait_s = None if deadline is None else max(0.0, deadline - loop.time())
+                await self._publish_batch(client, rows, wait_s)
             if deadline is not None and (not rows or loop.time() >= deadline):
                 return
             if not rows:
@@ -157,23 +163,57 @@ class HubUplink:
                 except TimeoutError:
                     pass
 
-    async def _publish_row(self, client: aiomqtt.Client, row: OutboxRow) -> None:
+    async def _publish_batch(
+        self, client: aiomqtt.Client, rows: list[OutboxRow], wait_s: float | None
+    ) -> None:
+        """Publish ``rows`` all in flight at once; delete those the broker acknowledged.
+
+        Raises the first publish failure (after deleting the rows that did get through).
+        """
+        ready = [(row, payload) for row in rows if (payload := self._encode(row)) is not None]
+        if not ready:
+            return
+        try:
+            self.outbox.mark_sent(row.seq for row, _ in ready)
+        except OutboxWriteError:  # logged by the outbox; nothing was sent
+            await self._sleep_unless_stopping(1.0)
+            return
+        tasks = {
+            asyncio.create_task(
+                client.publish(uplink_topic(self.node, row.kind), payload, qos=1)
+            ): row
+            for row, payload in ready
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=wait_s)
+        finally:
+            for task in tasks:
+                task.cancel()
+        delivered = [tasks[t] for t in done if not t.cancelled() and t.exception() is None]
+        try:
+            self.outbox.ack_many(row.seq for row in delivered)
+        except OutboxWriteError:  # logged by the outbox; the rows go again (the hub dedupes)
+            await self._sleep_unless_stopping(1.0)
+        for row in delivered:
+            self.published[row.kind.value] += 1
+            UPLINK_PUBLISHED.labels(row.kind.value).inc()
+        failures = [t.exception() for t in done if not t.cancelled() and t.exception()]
+        if failures:
+            raise failures[0]  # type: ignore[misc]
+
+    def _encode(self, row: OutboxRow) -> bytes | None:
+        """The row's envelope, or None when it can never be sent (discarded and counted)."""
         try:
             body: Body = parse_body_json(row.kind, row.body)
             envelope = Envelope.wrap(
                 node=self.node, epoch=self.outbox.epoch, seq=row.seq, body=body
             )
-            payload = codec.encode(envelope, max_bytes=self.max_message_bytes)
+            return codec.encode(envelope, max_bytes=self.max_message_bytes)
         except ProtocolError as exc:
             self._discard(row, getattr(exc, "reason", "unencodable"), exc)
-            return
         except ValidationError as exc:
             self._discard(row, "invalid_body", exc)
-            return
-        await client.publish(uplink_topic(self.node, row.kind), payload, qos=1)
-        self.outbox.ack(row.seq)
-        self.published[row.kind.value] += 1
-        UPLINK_PUBLISHED.labels(row.kind.value).inc()
+        return None
 
     def _discard(self, row: OutboxRow, reason: str, exc: Exception) -> None:
         log.error("outbox seq %d (%s) discarded: %s", row.seq, row.kind.value, exc)

@@ -59,17 +59,54 @@ def test_rows_left_from_the_last_run_are_pending_after_reopen(tmp_path: Path) ->
         assert [r.seq for r in outbox.pending()] == [0, 1]
 
 
-def test_rows_carry_their_priority_lane_event_health_telemetry(tmp_path: Path) -> None:
+def test_pending_sends_events_first_then_health_then_telemetry_each_oldest_first(
+    tmp_path: Path,
+) -> None:
     with Outbox(tmp_path / "o.sqlite3") as outbox:
         body = State(online=True)  # the lane depends on the kind only
-        for kind in (MessageKind.TELEMETRY, MessageKind.HEALTH, MessageKind.EVENT):
-            outbox.append(kind, body)
+        kinds = [MessageKind.TELEMETRY, MessageKind.HEALTH, MessageKind.EVENT] * 2
+        seqs = outbox.append_many([(kind, body) for kind in kinds])
 
-        assert [(r.kind, r.lane) for r in outbox.pending()] == [
-            (MessageKind.TELEMETRY, 2),
-            (MessageKind.HEALTH, 1),
+        rows = outbox.pending()
+
+        assert [(r.kind, r.lane) for r in rows] == [
             (MessageKind.EVENT, 0),
+            (MessageKind.EVENT, 0),
+            (MessageKind.HEALTH, 1),
+            (MessageKind.HEALTH, 1),
+            (MessageKind.TELEMETRY, 2),
+            (MessageKind.TELEMETRY, 2),
         ]
+        assert [r.seq for r in rows] == [seqs[2], seqs[5], seqs[1], seqs[4], seqs[0], seqs[3]]
+
+
+def test_a_live_share_of_each_batch_goes_to_the_newest_telemetry(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        backlog = outbox.append_many([(MessageKind.TELEMETRY, State(online=True))] * 20)
+        event = outbox.append(MessageKind.EVENT, State(online=True))
+
+        rows = outbox.pending(limit=9, live_share=0.25)
+
+        # the event first; of the 8 places left, 2 for the newest telemetry, 6 for the oldest
+        assert [r.seq for r in rows] == [event, *backlog[:6], backlog[18], backlog[19]]
+        assert [r.seq for r in outbox.pending(limit=30, live_share=0.25)] == [event, *backlog]
+
+
+def test_append_many_takes_consecutive_seqs_and_ack_many_deletes_in_one_go(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "o.sqlite3"
+    with Outbox(path) as outbox:
+        outbox.next_seq()
+        seqs = outbox.append_many([(MessageKind.STATE, State(online=i % 2 == 0)) for i in range(5)])
+        assert outbox.append_many([]) == []
+        outbox.ack_many([seqs[0], seqs[3], seqs[3], 999])
+    with Outbox(path) as outbox:
+        rows = outbox.pending()
+
+    assert seqs == [1, 2, 3, 4, 5]
+    assert [r.seq for r in rows] == [2, 3, 5]
+    assert [State.model_validate_json(r.body).online for r in rows] == [False, True, True]
 
 
 def test_database_is_in_wal_mode(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from campus_protocol.messages import SiteIdentity
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import Agent
 from edge_agent.cli import SAMPLE_CONFIG
-from edge_agent.health import DeviceStatusView, StatusSnapshot
+from edge_agent.health import BudgetReport, DeviceStatusView, StatusSnapshot
 from edge_agent.settings import AgentSettings
 from edge_agent.status_http import render_page
 from tests.edge.support import PROFILE, VALUES, free_port, wait_until
@@ -171,6 +171,15 @@ def test_html_page_escapes_hostile_device_and_uplink_errors() -> None:
         uplink_connected=False,
         uplink_last_error="<b>refused</b>",
         outbox_depth=12,
+        outbox=BudgetReport(
+            bytes=3 * 2**20,
+            budget_bytes=4 * 2**20,
+            offline_autonomy_h=2.5,
+            merged_windows=360,
+            discarded_windows=90,
+            discarded={"telemetry:disk_budget": 2, "event:<i>x</i>": 1},
+            disk="disk_full",
+        ),
         windows_enqueued=0,
         messages_published={},
         messages_discarded={},
@@ -183,6 +192,10 @@ def test_html_page_escapes_hostile_device_and_uplink_errors() -> None:
     assert "disconnected</span> (&lt;b&gt;refused&lt;/b&gt;)" in page
     assert "<td>never</td><td>1 min 15 s</td>" in page
     assert "<dt>Outbox depth</dt><dd>12</dd>" in page
+    assert '<span class="bad">disk full</span>, 3.0 of 4 MiB (75 %)' in page
+    assert "<dt>Offline autonomy</dt><dd>2.5 h at the current rate</dd>" in page
+    assert "<dt>Windows merged</dt><dd>360</dd>" in page
+    assert "telemetry:disk_budget: 2, event:&lt;i&gt;x&lt;/i&gt;: 1 (90 windows)" in page
 
 
 async def test_status_page_leaves_signal_handlers_alone_and_is_gone_after_stop(

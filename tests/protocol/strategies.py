@@ -19,6 +19,7 @@ from campus_protocol import (
     EventState,
     Health,
     MessageKind,
+    OutboxHealth,
     PointStats,
     Reported,
     Sample,
@@ -129,6 +130,17 @@ device_healths = st.builds(
     last_error=st.text(max_size=500),
 )
 
+outbox_healths = st.builds(
+    OutboxHealth,
+    bytes=counts,
+    budget_bytes=st.integers(min_value=1, max_value=2**40),
+    offline_autonomy_h=st.none() | st.floats(min_value=0, allow_infinity=False),
+    merged_windows=counts,
+    discarded_windows=counts,
+    discarded=st.dictionaries(identifiers, counts, max_size=4),
+    disk=st.sampled_from(["ok", "disk_full", "read_only", "io_error"]),
+)
+
 BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
     MessageKind.TELEMETRY: telemetry() | telemetry_batches,
     MessageKind.EVENT: st.builds(
@@ -153,6 +165,7 @@ BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
         heartbeat_interval_s=st.floats(min_value=0, exclude_min=True, allow_infinity=False),
         outbox_depth=counts,
         devices=st.lists(device_healths, max_size=3),
+        outbox=st.none() | outbox_healths,
     ),
     MessageKind.STATE: st.builds(State, online=st.booleans()),
     MessageKind.CMDRES: st.builds(CommandResult, id=identifiers, ok=st.booleans(), detail=labels),

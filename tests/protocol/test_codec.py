@@ -21,6 +21,7 @@ from campus_protocol import (
     MalformedPayload,
     MessageKind,
     NodeMismatch,
+    OutboxHealth,
     ParsedTopic,
     SiteIdentity,
     State,
@@ -451,3 +452,79 @@ def test_a_p95_outside_min_and_max_is_an_invalid_body():
     stats = {"count": 2, "min": 1, "max": 2, "mean": 1.5, "last": 2, "p95": 3}
     with pytest.raises(MalformedPayload, match="p95"):
         decode(orjson.dumps(_telemetry_envelope(points={"t": stats})))
+
+
+# --- the heartbeat's outbox report (added fields: older agents send none) ----------------------
+
+
+def _health_values() -> dict[str, Any]:
+    return {
+        "site": SiteIdentity(city_id="c", district_id="d", school_id="s"),
+        "agent_version": "0.1.0",
+        "started_at": datetime(2025, 3, 1, tzinfo=UTC),
+        "uptime_s": 1.0,
+        "heartbeat_interval_s": 30.0,
+        "outbox_depth": 0,
+        "devices": [],
+    }
+
+
+def test_a_heartbeat_without_an_outbox_report_from_an_older_agent_still_decodes():
+    envelope = Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=Health(**_health_values()))
+    raw = orjson.loads(encode(envelope))
+    assert "outbox" not in raw["body"] or raw["body"]["outbox"] is None
+    raw["body"].pop("outbox", None)
+
+    decoded = decode(orjson.dumps(raw))
+
+    assert isinstance(decoded.body, Health) and decoded.body.outbox is None
+
+
+def test_a_heartbeat_carries_the_outbox_budget_merges_drops_and_autonomy():
+    report = OutboxHealth(
+        bytes=900,
+        budget_bytes=1000,
+        offline_autonomy_h=0.5,
+        merged_windows=120,
+        discarded_windows=30,
+        discarded={"telemetry:disk_budget": 3, "event:disk_full": 1},
+        disk="disk_full",
+    )
+    envelope = Envelope.wrap(
+        node="gw-1", epoch="e1", seq=1, body=Health(**_health_values(), outbox=report)
+    )
+
+    decoded = decode(encode(envelope))
+
+    assert isinstance(decoded.body, Health) and decoded.body.outbox == report
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"bytes": -1},
+        {"budget_bytes": 0},
+        {"offline_autonomy_h": -1.0},
+        {"merged_windows": -5},
+        {"discarded": {"bad key!": 1}},
+        {"disk": ""},
+        {"unknown": 1},
+    ],
+    ids=[
+        "negative-bytes",
+        "zero-budget",
+        "negative-autonomy",
+        "negative-merged",
+        "bad-reason-key",
+        "empty-disk",
+        "unknown-field",
+    ],
+)
+def test_an_invalid_outbox_report_is_an_invalid_body(overrides: dict[str, Any]):
+    raw = orjson.loads(
+        encode(Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=Health(**_health_values())))
+    )
+    raw["body"]["outbox"] = {"bytes": 0, "budget_bytes": 1, **overrides}
+    with pytest.raises(MalformedPayload) as info:
+        decode(orjson.dumps(raw))
+    assert info.value.reason == "invalid_body"

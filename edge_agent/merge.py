@@ -1,0 +1,94 @@
+"""Merging telemetry windows: fewer, longer windows with the same totals (pure, no I/O).
+
+The outbox merges its oldest telemetry when it runs over its disk budget. Windows of one device
+(same device, profile and room) whose starts fall in the same ``span_s`` bucket of the wall clock
+(``floor(window_start / span_s)``) become one window ``[first start, last end)``. Per point:
+
+* ``count`` is the sum, ``min``/``max`` the extremes, ``mean`` the count-weighted mean (clamped to
+  ``[min, max]`` against float rounding), ``last`` the ``last`` of the latest window: exact.
+* ``p95`` cannot be merged exactly from summaries. The merged ``p95`` is the largest ``p95`` of the
+  parts: an upper bound of the true one (at least 95 % of every part, so of the whole, lies at or
+  below it), which is the safe side for a "p95 must stay under" rule. When any part lacks ``p95``
+  the merged window has none.
+* ``samples`` (raw readings and state changes) are kept in full, concatenated in time order: a
+  state change is never hidden by a merge.
+* ``unit`` is the first part's.
+
+A point missing from some windows is merged over the windows that have it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from campus_protocol.messages import PointStats, Sample, Telemetry
+
+
+@dataclass(frozen=True, slots=True)
+class MergedWindow:
+    """A window and how many source windows it stands for (1: left as it was)."""
+
+    window: Telemetry
+    sources: int
+
+
+def merge_windows(windows: Iterable[Telemetry], span_s: float) -> list[MergedWindow]:
+    """Merge ``windows`` per device and ``span_s`` bucket; output in (device, start) order."""
+    if span_s <= 0:
+        raise ValueError(f"span_s must be positive (got {span_s})")
+    buckets: dict[tuple[str, str, str, int], list[Telemetry]] = {}
+    for window in windows:
+        bucket = math.floor(window.window_start.timestamp() / span_s)
+        key = (window.device, window.profile, window.room, bucket)
+        buckets.setdefault(key, []).append(window)
+    return [
+        MergedWindow(_merge(sorted(parts, key=lambda w: w.window_start)), len(parts))
+        for _, parts in sorted(buckets.items(), key=lambda item: item[0])
+    ]
+
+
+def merge_stats(parts: list[PointStats]) -> PointStats:
+    """One point's stats over consecutive windows (``parts`` in time order)."""
+    count = sum(p.count for p in parts)
+    low = min(p.min for p in parts)
+    high = max(p.max for p in parts)
+    mean = math.fsum(p.mean * p.count for p in parts) / count
+    p95s = [p.p95 for p in parts]
+    return PointStats(
+        count=count,
+        min=low,
+        max=high,
+        mean=min(max(mean, low), high),
+        last=parts[-1].last,
+        p95=None if any(p is None for p in p95s) else max(p for p in p95s if p is not None),
+        unit=parts[0].unit,
+    )
+
+
+def _merge(parts: list[Telemetry]) -> Telemetry:
+    if len(parts) == 1:
+        return parts[0]
+    points: dict[str, list[PointStats]] = {}
+    samples: dict[str, list[Sample]] = {}
+    for part in parts:
+        for name, stats in part.points.items():
+            points.setdefault(name, []).append(stats)
+        for name, values in part.samples.items():
+            samples.setdefault(name, []).extend(values)
+    first = parts[0]
+    return Telemetry(
+        device=first.device,
+        profile=first.profile,
+        room=first.room,
+        window_start=_utc(first.window_start),
+        window_end=_utc(max(p.window_end for p in parts)),
+        points={name: merge_stats(stats) for name, stats in points.items()},
+        samples=samples,
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC)

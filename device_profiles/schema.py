@@ -32,24 +32,51 @@ class RegisterType(StrEnum):
     UINT16 = "uint16"
     INT32 = "int32"
     UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
     FLOAT32 = "float32"
     FLOAT64 = "float64"
+    STRING = "string"  # ``length`` registers of text, two bytes each
+    BOOL = "bool"  # one coil or discrete input
 
 
-#: data type -> number of 16-bit registers it occupies (the one table cross-field rules use)
+#: data type -> number of 16-bit registers it occupies (strings: their ``length``)
 REGISTER_COUNT: dict[RegisterType, int] = {
     RegisterType.INT16: 1,
     RegisterType.UINT16: 1,
     RegisterType.INT32: 2,
     RegisterType.UINT32: 2,
+    RegisterType.INT64: 4,
+    RegisterType.UINT64: 4,
     RegisterType.FLOAT32: 2,
     RegisterType.FLOAT64: 4,
+    RegisterType.BOOL: 1,
 }
+INTEGER_TYPES = frozenset(
+    {
+        RegisterType.INT16,
+        RegisterType.UINT16,
+        RegisterType.INT32,
+        RegisterType.UINT32,
+        RegisterType.INT64,
+        RegisterType.UINT64,
+    }
+)
 
 
 class RegisterTable(StrEnum):
-    HOLDING = "holding"  # function code 03
+    HOLDING = "holding"  # function code 03 (write 06/16)
     INPUT = "input"  # function code 04
+    COIL = "coil"  # function code 01 (write 05/15)
+    DISCRETE_INPUT = "discrete_input"  # function code 02
+
+    @property
+    def is_bits(self) -> bool:
+        return self in (RegisterTable.COIL, RegisterTable.DISCRETE_INPUT)
+
+    @property
+    def is_writable(self) -> bool:
+        return self in (RegisterTable.HOLDING, RegisterTable.COIL)
 
 
 class Order(StrEnum):
@@ -58,38 +85,39 @@ class Order(StrEnum):
 
 
 class RegisterPoint(Strict):
-    """One value in a Modbus register map: ``value = raw * scale + offset``."""
+    """One value in a Modbus register map: ``value = raw * scale + offset``.
+
+    ``raw`` is the register value, or the ``bits``-wide field at ``bit`` when ``bit`` is set, or
+    the ``value_map`` entry of the raw integer (an enumeration). A raw value among
+    ``error_value`` (a sentinel such as 0x7FFF) means "no reading" and is counted, not sent.
+    """
 
     name: PointName
     table: RegisterTable = RegisterTable.HOLDING
     address: int = Field(ge=0, le=65535)
     type: RegisterType
+    length: int | None = Field(default=None, ge=1, le=123)  # string: registers of text
     word_order: Order | None = None  # default: the map's word_order
     byte_order: Order | None = None  # default: the map's byte_order
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
-    bit: int | None = Field(default=None, ge=0, le=15)  # extract one status bit (16-bit types only)
+    bit: int | None = Field(default=None, ge=0, le=63)  # lowest bit of a bit field
+    bits: int = Field(default=1, ge=1, le=32)  # width of the bit field at ``bit``
     nonzero: bool = False  # report 1 when raw != 0 else 0 (e.g. a lamp is on when its level > 0)
-    error_value: int | None = None  # raw sentinel the device reports for "no reading"
+    error_value: int | float | list[int | float] | None = None  # sentinels meaning "no reading"
+    value_map: dict[int, float] | None = None  # enumeration: raw code -> reported value
     writable: bool = False
     write_only: bool = False  # a write register the device cannot read back: never polled
     description: str = ""
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> RegisterPoint:
-        if self.scale == 0:
-            raise ValueError(f"scale: must be non-zero (got {self.scale})")
-        if self.bit is not None and REGISTER_COUNT[self.type] != 1:
-            raise ValueError(f"bit: illegal with type {self.type.value} (16-bit types only)")
-        if self.bit is not None and self.nonzero:
-            raise ValueError("bit and nonzero are exclusive")
-        is_float = self.type in (RegisterType.FLOAT32, RegisterType.FLOAT64)
-        if self.error_value is not None and is_float:
-            raise ValueError(f"error_value: illegal with type {self.type.value}")
-        if self.write_only and not self.writable:
-            raise ValueError("write_only: needs writable: true")
-        end = self.address + REGISTER_COUNT[self.type]
+        for rule in _POINT_RULES:
+            problem = rule(self)
+            if problem:
+                raise ValueError(problem)
+        end = self.address + self.register_count
         if end > 65536:
             raise ValueError(
                 f"address: {self.type.value} at {self.address} runs past register 65535"
@@ -98,7 +126,96 @@ class RegisterPoint(Strict):
 
     @property
     def register_count(self) -> int:
+        if self.type is RegisterType.STRING:
+            return self.length or 1
         return REGISTER_COUNT[self.type]
+
+    @property
+    def sentinels(self) -> tuple[float, ...]:
+        if self.error_value is None:
+            return ()
+        if isinstance(self.error_value, list):
+            return tuple(self.error_value)
+        return (self.error_value,)
+
+    @property
+    def is_text(self) -> bool:
+        return self.type is RegisterType.STRING
+
+
+def _rule_scale(p: RegisterPoint) -> str | None:
+    return f"scale: must be non-zero (got {p.scale})" if p.scale == 0 else None
+
+
+def _rule_bool_table(p: RegisterPoint) -> str | None:
+    if (p.type is RegisterType.BOOL) != p.table.is_bits:
+        return (
+            f"type: {p.type.value} illegal with table {p.table.value}"
+            " (bool is for coil and discrete_input, and only bool)"
+        )
+    return None
+
+
+def _rule_string(p: RegisterPoint) -> str | None:
+    if p.type is RegisterType.STRING:
+        if p.length is None:
+            return "length: required with type string (registers of text)"
+        if p.scale != 1 or p.offset != 0 or p.bit is not None or p.nonzero or p.value_map:
+            return "type: string takes no scale, offset, bit, nonzero or value_map"
+    elif p.length is not None:
+        return f"length: illegal with type {p.type.value} (strings only)"
+    return None
+
+
+def _rule_bit(p: RegisterPoint) -> str | None:
+    if p.bit is None:
+        return "bits: needs bit" if p.bits != 1 else None
+    if p.type not in INTEGER_TYPES:
+        return f"bit: illegal with type {p.type.value} (integer types only)"
+    width = 16 * REGISTER_COUNT[p.type]
+    if p.bit + p.bits > width:
+        return f"bit: field {p.bit}+{p.bits} runs past the {width} bits of {p.type.value}"
+    if p.nonzero:
+        return "bit and nonzero are exclusive"
+    return None
+
+
+def _rule_sentinels_and_maps(p: RegisterPoint) -> str | None:
+    if p.error_value is not None and p.type in (RegisterType.STRING, RegisterType.BOOL):
+        return f"error_value: illegal with type {p.type.value}"
+    if p.value_map is not None and (p.type not in INTEGER_TYPES or p.bit is not None or p.nonzero):
+        return "value_map: needs an integer type without bit or nonzero"
+    return None
+
+
+def _rule_writes(p: RegisterPoint) -> str | None:
+    if p.write_only and not p.writable:
+        return "write_only: needs writable: true"
+    if p.writable and not p.table.is_writable:
+        return f"writable: illegal with table {p.table.value} (read-only)"
+    return None
+
+
+#: cross-field rules of a point, checked in order; each names the field and the rule it breaks
+_POINT_RULES = (
+    _rule_scale,
+    _rule_bool_table,
+    _rule_string,
+    _rule_bit,
+    _rule_sentinels_and_maps,
+    _rule_writes,
+)
+
+
+class ModbusQuirks(Strict):
+    """Workarounds for devices that misbehave under an ordinary poll (after Telegraf's
+    ``workarounds``). Request shaping lives beside them: ``max_registers_per_read`` and
+    ``max_gap`` on the map."""
+
+    pause_after_connect_s: float = Field(default=0.0, ge=0, le=10)
+    pause_between_requests_s: float = Field(default=0.0, ge=0, le=10)
+    one_request_per_field: bool = False  # never coalesce: one read per point
+    close_after_poll: bool = False  # drop the connection after every poll
 
 
 class ModbusMap(Strict):
@@ -111,6 +228,7 @@ class ModbusMap(Strict):
     timeout_s: float = Field(default=2.0, gt=0, le=60)
     max_registers_per_read: int = Field(default=120, ge=1, le=125)
     max_gap: int = Field(default=8, ge=0, le=64)  # read across holes up to this many registers
+    quirks: ModbusQuirks = ModbusQuirks()
     points: list[RegisterPoint] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -120,7 +238,7 @@ class ModbusMap(Strict):
             if point.name in seen:
                 raise ValueError(f"points: name {point.name!r} duplicated")
             seen.add(point.name)
-            if point.register_count > self.max_registers_per_read:
+            if not point.table.is_bits and point.register_count > self.max_registers_per_read:
                 raise ValueError(
                     f"max_registers_per_read: {self.max_registers_per_read} is less than the"
                     f" {point.register_count} registers of point {point.name!r}"
@@ -196,8 +314,9 @@ class Profile(Strict):
 
     @property
     def point_names(self) -> list[str]:
+        """Names of the numeric points (the ones that go into telemetry windows)."""
         if self.modbus is not None:
-            return [p.name for p in self.modbus.points]
+            return [p.name for p in self.modbus.points if not p.is_text]
         assert self.mqtt is not None
         return [p.name for p in self.mqtt.points]
 

@@ -206,7 +206,7 @@ def validate(config: ConfigOption, profiles: ProfilesOption = None) -> None:
                 if device.modbus.unit_id is not None
                 else (profile.modbus.default_unit_id)
             )
-            endpoint = f"modbus {device.modbus.host}:{device.modbus.port} unit {unit}"
+            endpoint = f"modbus {device.modbus.describe()} unit {unit}"
             cadence = f"{device.modbus.poll_interval_s or profile.modbus.poll_interval_s:g} s"
         else:
             assert device.mqtt is not None and profile.mqtt is not None

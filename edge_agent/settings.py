@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -45,12 +46,54 @@ class SiteBrokerSettings(Section):
     password: SecretStr | None = None
 
 
-class ModbusTcpEndpoint(Section):
-    host: str
+class ModbusTransport(StrEnum):
+    TCP = "tcp"  # Modbus TCP (MBAP framing)
+    RTU = "rtu"  # Modbus RTU on a serial line (RS-485 / RS-232)
+    RTU_OVER_TCP = "rtu_over_tcp"  # RTU frames through a serial device server's TCP port
+
+
+class ModbusEndpoint(Section):
+    """Where a Modbus device answers. Devices with the same line (``link_key``) share one
+    connection and take turns: one request at a time per TCP connection or serial line."""
+
+    transport: ModbusTransport = ModbusTransport.TCP
+    host: str | None = None  # tcp, rtu_over_tcp
     port: int = Field(default=502, ge=1, le=65535)
+    serial_port: str | None = None  # rtu, e.g. /dev/ttyUSB0
+    baudrate: int = Field(default=9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
     unit_id: int | None = Field(default=None, ge=0, le=247)  # default: the profile's
     poll_interval_s: float | None = Field(default=None, gt=0)  # default: the profile's
     timeout_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _address_for_transport(self) -> ModbusEndpoint:
+        if self.transport is ModbusTransport.RTU and not self.serial_port:
+            raise ValueError("serial_port: required with transport rtu (e.g. /dev/ttyUSB0)")
+        if self.transport is not ModbusTransport.RTU and not self.host:
+            raise ValueError(f"host: required with transport {self.transport.value}")
+        return self
+
+    @property
+    def link_key(self) -> tuple[str, str, int]:
+        """The connection or line this endpoint is reached through."""
+        if self.transport is ModbusTransport.RTU:
+            return (self.transport.value, str(self.serial_port), 0)
+        return (self.transport.value, str(self.host), self.port)
+
+    @property
+    def line_settings(self) -> tuple[int, str, int, int]:
+        return (self.baudrate, self.parity, self.stopbits, self.bytesize)
+
+    def describe(self) -> str:
+        """``tcp 10.0.0.5:502`` or ``rtu /dev/ttyUSB0 9600 8N1``."""
+        if self.transport is ModbusTransport.RTU:
+            return (
+                f"rtu {self.serial_port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+            )
+        return f"{self.transport.value} {self.host}:{self.port}"
 
 
 class MqttDeviceEndpoint(Section):
@@ -62,7 +105,7 @@ class DeviceConfig(Section):
     profile: str
     room: DeviceId
     room_name: str = ""
-    modbus: ModbusTcpEndpoint | None = None
+    modbus: ModbusEndpoint | None = None
     mqtt: MqttDeviceEndpoint | None = None
 
     @model_validator(mode="after")
@@ -115,6 +158,16 @@ class AgentSettings(LayeredSettings):
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         if duplicated:
             raise ValueError(f"devices: ids duplicated: {duplicated}")
+        lines: dict[tuple[str, str, int], tuple[int, str, int, int]] = {}
+        for index, device in enumerate(self.devices):
+            if device.modbus is None or device.modbus.transport is not ModbusTransport.RTU:
+                continue
+            settings = lines.setdefault(device.modbus.link_key, device.modbus.line_settings)
+            if settings != device.modbus.line_settings:
+                raise ValueError(
+                    f"devices[{index}].modbus: serial line {device.modbus.serial_port} is set up"
+                    " differently by another device (baudrate, parity, stopbits, bytesize differ)"
+                )
         username = self.hub.username or self.gateway.id
         if username != self.gateway.id:
             raise ValueError(

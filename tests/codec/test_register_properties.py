@@ -22,6 +22,8 @@ from device_profiles.schema import (
 
 DATATYPE = ModbusTcpClient.DATATYPE
 register = st.integers(min_value=0, max_value=0xFFFF)
+NUMERIC = [t for t in RegisterType if t not in (RegisterType.STRING, RegisterType.BOOL)]
+WORD_TABLES = [RegisterTable.HOLDING, RegisterTable.INPUT]
 
 
 def _swap_bytes(word: int) -> int:
@@ -43,17 +45,25 @@ def _pymodbus_value(
 
 @st.composite
 def register_maps(draw: Any, *, with_flags: bool = False) -> ModbusMap:
-    """Random maps: 1-12 points of any type, order and table, addresses 0-200."""
+    """Random maps: 1-12 numeric points of any type, order and register table, addresses 0-200,
+    and with ``with_flags`` single-bit fields and coils."""
     points = []
     for index in range(draw(st.integers(min_value=1, max_value=12))):
-        rtype = draw(st.sampled_from(list(RegisterType)))
+        if with_flags and draw(st.integers(0, 5)) == 0:
+            points.append(RegisterPoint(
+                name=f"p{index}", table=RegisterTable.COIL, type=RegisterType.BOOL,
+                address=draw(st.integers(min_value=0, max_value=200)),
+            ))
+            continue
+        rtype = draw(st.sampled_from(NUMERIC))
         bit = None
         if with_flags and REGISTER_COUNT[rtype] == 1 and draw(st.booleans()):
             bit = draw(st.integers(min_value=0, max_value=15))
-        writable = draw(st.booleans())
+        table = draw(st.sampled_from(WORD_TABLES))
+        writable = table is RegisterTable.HOLDING and draw(st.booleans())
         points.append(RegisterPoint(
             name=f"p{index}",
-            table=draw(st.sampled_from(list(RegisterTable))),
+            table=table,
             address=draw(st.integers(min_value=0, max_value=200)),
             type=rtype,
             word_order=draw(st.sampled_from([None, *Order])),
@@ -95,11 +105,14 @@ def test_decode_block_agrees_with_pymodbus_for_every_type_and_order(
 @given(modbus_map=register_maps(with_flags=True), data=st.data())
 def test_registers_survive_decode_then_encode(modbus_map: ModbusMap, data: st.DataObject) -> None:
     for block in plan_reads(modbus_map):
-        registers = data.draw(st.lists(register, min_size=block.count, max_size=block.count))
+        cell = st.integers(0, 1) if block.table.is_bits else register
+        registers = data.draw(st.lists(cell, min_size=block.count, max_size=block.count))
         decoded = decode_block(block, registers, modbus_map)
         for point in block.points:
             if point.name in decoded.invalid:
                 continue  # NaN and inf payload bits are not kept
+            if point.type in (RegisterType.INT64, RegisterType.UINT64):
+                continue  # values are floats: exact to 2**53 (test_64_bit_integers_survive_...)
             at = point.address - block.start
             raw = registers[at : at + point.register_count]
             encoded = encode_point(point, decoded.values[point.name], modbus_map)
@@ -116,7 +129,7 @@ SCALES = [0.001, 0.01, 0.1, 1.0, 10.0, -0.5]
 
 
 @given(
-    rtype=st.sampled_from([t for t in RegisterType if t not in ("float32", "float64")]),
+    rtype=st.sampled_from([t for t in NUMERIC if REGISTER_COUNT[t] <= 2 and "float" not in t]),
     word_order=st.sampled_from(list(Order)),
     byte_order=st.sampled_from(list(Order)),
     scale=st.sampled_from(SCALES),
@@ -170,7 +183,8 @@ def test_plan_reads_covers_every_readable_point_once_within_the_limits(
     readable = [p.name for p in modbus_map.points if not p.write_only]
     assert sorted(planned) == sorted(readable)
     for block in blocks:
-        assert 1 <= block.count <= modbus_map.max_registers_per_read
+        limit = 2000 if block.table.is_bits else modbus_map.max_registers_per_read
+        assert 1 <= block.count <= limit
         covered = set()
         for point in block.points:
             assert point.table is block.table
@@ -180,7 +194,7 @@ def test_plan_reads_covers_every_readable_point_once_within_the_limits(
         assert block.start in covered and block.start + block.count - 1 in covered
         holes = sorted(set(range(block.start, block.start + block.count)) - covered)
         runs = _run_lengths(holes)
-        assert all(run <= modbus_map.max_gap for run in runs)
+        assert all(run <= modbus_map.max_gap * (16 if block.table.is_bits else 1) for run in runs)
 
 
 def _run_lengths(addresses: list[int]) -> list[int]:
@@ -191,3 +205,54 @@ def _run_lengths(addresses: list[int]) -> list[int]:
         else:
             runs.append(1)
     return runs
+
+
+@given(
+    registers=st.lists(register, min_size=1, max_size=8).filter(
+        lambda words: b"\x00" not in b"".join(w.to_bytes(2, "big") for w in words)
+    )
+)
+def test_string_points_agree_with_pymodbus(registers: list[int]) -> None:
+    data = b"".join(w.to_bytes(2, "big") for w in registers)
+    try:
+        expected = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return  # pymodbus refuses what is not UTF-8; we replace it
+    point = RegisterPoint(name="serial", address=0, type=RegisterType.STRING,
+                          length=len(registers))
+    modbus_map = ModbusMap(points=[point])
+    (block,) = plan_reads(modbus_map)
+    pymodbus_text = ModbusTcpClient.convert_from_registers(registers, DATATYPE.STRING)
+    assert pymodbus_text == expected
+    assert decode_block(block, registers, modbus_map).texts == {"serial": expected.rstrip(" ")}
+
+
+@given(
+    value=st.integers(min_value=-(2**53), max_value=2**53),
+    rtype=st.sampled_from([RegisterType.INT64, RegisterType.UINT64]),
+    word_order=st.sampled_from(list(Order)),
+)
+def test_64_bit_integers_survive_encode_then_decode(
+    value: int, rtype: RegisterType, word_order: Order
+) -> None:
+    value = abs(value) if rtype is RegisterType.UINT64 else value
+    point = RegisterPoint(name="energy", address=0, type=rtype, word_order=word_order)
+    modbus_map = ModbusMap(points=[point])
+    (block,) = plan_reads(modbus_map)
+    registers = encode_point(point, value, modbus_map)
+    assert len(registers) == 4
+    assert decode_block(block, registers, modbus_map).values == {"energy": value}
+
+
+@given(
+    registers=st.lists(register, min_size=1, max_size=1),
+    bit=st.integers(min_value=0, max_value=12),
+    bits=st.integers(min_value=1, max_value=4),
+)
+def test_a_bit_field_is_the_shifted_masked_register(registers: list[int], bit: int, bits: int):
+    point = RegisterPoint(name="mode", address=0, type=RegisterType.UINT16, bit=bit, bits=bits)
+    modbus_map = ModbusMap(points=[point])
+    (block,) = plan_reads(modbus_map)
+    expected = (registers[0] >> bit) & ((1 << bits) - 1)
+    assert decode_block(block, registers, modbus_map).values == {"mode": expected}
+    assert encode_point(point, expected, modbus_map) == [expected << bit]

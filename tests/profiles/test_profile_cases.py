@@ -1,7 +1,8 @@
 """Golden cases: each folder under cases/ holds profile.yaml plus expected.json or error.txt.
 
-expected.json gives a sparse register image (``registers: {table: {start: [values]}}``) or an MQTT
-``payload``, the read plan (``blocks``) and the decoded ``values`` / ``invalid`` points.
+expected.json gives a sparse register image (``registers: {table: {start: [values]}}``; coils and
+discrete inputs as 0/1) or an MQTT ``payload``, the read plan (``blocks``) and the decoded
+``values`` / ``invalid`` points and ``texts`` (string points).
 error.txt holds the exact lines the loader reports, with the file path relative to the case.
 """
 
@@ -51,6 +52,7 @@ def test_profile_case_decodes_or_fails_as_recorded(
     expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
     values: dict[str, float] = {}
     invalid: list[str] = []
+    texts: dict[str, str] = {}
     if "payload" in expected:
         assert profile.mqtt is not None
         decoded = decode_mqtt_payload(profile.mqtt, orjson.dumps(expected["payload"]))
@@ -66,5 +68,7 @@ def test_profile_case_decodes_or_fails_as_recorded(
             decoded = decode_block(block, registers, profile.modbus)
             values.update(decoded.values)
             invalid.extend(decoded.invalid)
+            texts.update(decoded.texts)
     assert values == pytest.approx(expected["values"], rel=1e-9)
     assert sorted(invalid) == sorted(expected["invalid"])
+    assert texts == expected.get("texts", {})

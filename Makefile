@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench venv mosquitto chromium clean
+.PHONY: demo test lint bench venv mosquitto chromium socat clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found " + sys.version.split()[0] + ")")'
@@ -39,11 +39,22 @@ chromium:
 	  fi; \
 	fi
 
+# The RTU tests run Modbus RTU through a pseudo-terminal pair that socat makes.
+socat:
+	@if ! command -v socat >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing socat with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat; \
+	  else \
+	    echo "socat is missing: run 'sudo apt-get install socat' and retry" >&2; exit 1; \
+	  fi; \
+	fi
+
 demo: venv
 	PATH="$$PATH:/usr/sbin" $(BIN)/campus demo
 
 # pytest exits 5 when it collected no tests: that must fail, not pass silently.
-test: venv mosquitto chromium
+test: venv mosquitto chromium socat
 	@PATH="$$PATH:/usr/sbin" $(BIN)/pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
@@ -51,7 +62,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: venv mosquitto
+bench: venv mosquitto socat
 	@for script in bench/*.py; do echo "== $$script"; PATH="$$PATH:/usr/sbin" $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -305,7 +305,9 @@ def encode_point(point: RegisterPoint, value: float, modbus_map: ModbusMap) -> l
     if point.bit is not None:
         limit = (1 << point.bits) - 1
         if not float(value).is_integer() or not 0 <= value <= limit:
-            wanted = "flag value must be 0 or 1" if limit == 1 else f"bit field value must be 0..{limit}"
+            wanted = (
+                "flag value must be 0 or 1" if limit == 1 else f"bit field value must be 0..{limit}"
+            )
             raise EncodeError(f"{point.name}: {wanted} (got {value})")
         raw = int(value) << point.bit
         if raw >= 1 << (16 * point.register_count - 1) and point.type.value.startswith("int"):

@@ -28,7 +28,7 @@ from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, loa
 from edge_agent.rules.setup import check_rules, rule_devices
 from edge_agent.settings import AgentSettings, check_device_profiles
 from edge_agent.sources.base import DeviceState, Reading, Source
-from edge_agent.sources.modbus import DeviceCoordinator, ModbusSource
+from edge_agent.sources.modbus import ModbusSource, build_coordinators
 from edge_agent.sources.mqtt_site import MqttSiteSource
 from edge_agent.status_http import StatusServer
 from edge_agent.uplink import HubUplink
@@ -62,11 +62,9 @@ def build_sources(
     clock: Callable[[], float] = time.time,
 ) -> tuple[ModbusSource | None, MqttSiteSource | None]:
     """One Modbus source (a coordinator per device) and one site MQTT source, when configured."""
-    coordinators = [
-        DeviceCoordinator(d, profiles[d.profile], clock=clock)
-        for d in settings.devices
-        if d.modbus is not None
-    ]
+    coordinators = build_coordinators(
+        [(d, profiles[d.profile]) for d in settings.devices if d.modbus is not None], clock=clock
+    )
     mqtt_devices = [(d, profiles[d.profile]) for d in settings.devices if d.mqtt is not None]
     return (
         ModbusSource(coordinators) if coordinators else None,

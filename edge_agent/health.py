@@ -24,6 +24,11 @@ SOURCE_INVALID_VALUES = Counter(
     "Device values skipped because they were a sentinel or out of range",
     ["protocol"],
 )
+SOURCE_WRITES = Counter(
+    "campus_source_writes_total",
+    "Device writes by outcome (verified, mismatch, unverified, rejected, failed)",
+    ["protocol", "outcome"],
+)
 SOURCE_READINGS = Counter(
     "campus_source_readings_total", "Successful device polls or messages", ["protocol"]
 )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -90,9 +90,8 @@ class ModbusEndpoint(Section):
     def describe(self) -> str:
         """``tcp 10.0.0.5:502`` or ``rtu /dev/ttyUSB0 9600 8N1``."""
         if self.transport is ModbusTransport.RTU:
-            return (
-                f"rtu {self.serial_port} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
-            )
+            frame = f"{self.bytesize}{self.parity}{self.stopbits}"
+            return f"rtu {self.serial_port} {self.baudrate} {frame}"
         return f"{self.transport.value} {self.host}:{self.port}"
 
 

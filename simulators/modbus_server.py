@@ -1,4 +1,7 @@
-"""A pymodbus TCP server for several simulated devices, one unit id each (pymodbus 3.16 SimDevice).
+"""A pymodbus server for several simulated devices, one unit id each (pymodbus 3.16 SimDevice).
+
+It speaks Modbus TCP, RTU over TCP (a serial device server's port) or RTU on a serial line (one
+end of a ``simulators.serial_line.PtyPair``), chosen by ``transport``.
 
 Every unit gets a ``SimDevice`` whose register tables span its profile's points (holes inside a
 table read as 0, so coalesced reads across gaps work; only writable points accept writes).
@@ -16,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from device_profiles.errors import EncodeError
@@ -39,6 +43,7 @@ _TABLE_OF_FC: dict[int, RegisterTable] = {
     4: RegisterTable.INPUT,
 }
 _MBAP_UNIT_OFFSET = 6  # transaction(2) protocol(2) length(2) unit(1)
+_UNIT_OFFSET = {"tcp": _MBAP_UNIT_OFFSET, "rtu_over_tcp": 0, "rtu": 0}  # RTU frames start with it
 
 
 class ModbusServerError(RuntimeError):
@@ -204,15 +209,25 @@ class ModbusSimServer:
         clock: SimClock,
         host: str = "127.0.0.1",
         port: int = 0,
+        transport: str = "tcp",
+        serial_port: str | None = None,
+        baudrate: int = 115200,
     ) -> None:
         ids = [u.unit_id for u in units]
         if len(set(ids)) != len(ids):
             raise ModbusServerError(f"unit ids duplicated: {sorted(ids)}")
+        if transport not in _UNIT_OFFSET:
+            raise ModbusServerError(f"transport {transport!r}: one of {sorted(_UNIT_OFFSET)}")
+        if (transport == "rtu") != (serial_port is not None):
+            raise ModbusServerError("serial_port: required with transport rtu, and only with it")
+        self.transport = transport
+        self.serial_port = serial_port
+        self.baudrate = baudrate
         self.host = host
         self.requested_port = port
         self.clock = clock
         self.units = {u.unit_id: _Unit(u.unit_id, u.device, clock) for u in units}
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._port: int | None = None
 
     @property
@@ -226,17 +241,32 @@ class ModbusSimServer:
         return self.units[unit_id].device
 
     def _trace_packet(self, sending: bool, packet: bytes) -> bytes:
-        if sending and len(packet) > _MBAP_UNIT_OFFSET:
-            unit = self.units.get(packet[_MBAP_UNIT_OFFSET])
+        offset = _UNIT_OFFSET[self.transport]
+        if sending and len(packet) > offset:
+            unit = self.units.get(packet[offset])
             fault = unit.device.fault if unit is not None else None
             if fault is not None and fault.kind is FaultKind.OFFLINE:
                 return b""
         return packet
 
     async def start(self) -> None:
+        context = [unit.sim_device() for unit in self.units.values()]
+        if self.transport == "rtu":
+            assert self.serial_port is not None
+            serial = ModbusSerialServer(
+                context,
+                framer=FramerType.RTU,
+                port=self.serial_port,
+                baudrate=self.baudrate,
+                trace_packet=self._trace_packet,
+            )
+            await serial.serve_forever(background=True)
+            self._server = serial
+            return
         server = ModbusTcpServer(
-            context=[unit.sim_device() for unit in self.units.values()],
+            context=context,
             address=(self.host, self.requested_port),
+            framer=FramerType.RTU if self.transport == "rtu_over_tcp" else FramerType.SOCKET,
             trace_packet=self._trace_packet,
         )
         try:

@@ -1,9 +1,14 @@
-"""Modbus TCP source: one ``DeviceCoordinator`` per device, and nothing else polls.
+"""Modbus source: one ``DeviceCoordinator`` per device, and nothing else polls or writes.
 
-A coordinator owns its device's connection, poll interval, staggered first tick, timeout,
-capped exponential backoff and the last good ``snapshot``. It reads the profile's register map
-in the blocks ``device_profiles.registers.plan_reads`` coalesces (one request per block), so a
-dead device costs one timeout per attempt and the other coordinators keep going.
+A coordinator owns its device's poll interval, staggered first tick, timeout, capped
+exponential backoff and the last good ``snapshot``. It reads the profile's register map in the
+blocks ``device_profiles.registers.plan_reads`` coalesces, one request per block through its
+``ModbusLink``. Devices behind the same TCP connection or serial line share one link and take
+turns request by request, so a dead unit on a line costs one timeout per attempt (then backs
+off) and the other units keep their poll rate; separate links run concurrently.
+
+``write_point`` writes a coil or register through the same link, so it is serialised with
+polling, reads the value back and returns a ``WriteResult`` saying what happened.
 
 Failures are logged once when a device goes from OK to failing and once when it recovers;
 every failure in between bumps ``campus_source_errors_total{protocol="modbus", error_type}``.
@@ -13,18 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
-from device_profiles.errors import CodecError
-from device_profiles.registers import ReadBlock, decode_block, plan_reads
-from device_profiles.schema import ModbusMap, Profile, RegisterTable
-from edge_agent.health import SOURCE_ERRORS, SOURCE_INVALID_VALUES, SOURCE_READINGS
-from edge_agent.settings import DeviceConfig, ModbusTcpEndpoint
+from device_profiles.errors import CodecError, EncodeError
+from device_profiles.registers import ReadBlock, decode_block, encode_point, plan_reads
+from device_profiles.schema import ModbusMap, Profile, RegisterPoint, RegisterTable
+from edge_agent.health import (
+    SOURCE_ERRORS,
+    SOURCE_INVALID_VALUES,
+    SOURCE_READINGS,
+    SOURCE_WRITES,
+)
+from edge_agent.settings import DeviceConfig, ModbusEndpoint
 from edge_agent.sources.base import (
     DeviceState,
     Emit,
@@ -32,86 +42,74 @@ from edge_agent.sources.base import (
     cancel_and_wait,
     raise_if_cancelling,
 )
+from edge_agent.sources.modbus_link import (
+    EXCEPTION_NAMES,
+    ClientFactory,
+    ModbusBadResponse,
+    ModbusClient,
+    ModbusConnectError,
+    ModbusLink,
+    ModbusReadError,
+    ModbusSourceError,
+    ModbusTimeout,
+    default_client,
+)
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "modbus"
 
-#: Modbus exception code -> name used in messages; its snake_case form labels the error counter.
-EXCEPTION_NAMES: dict[int, str] = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
+__all__ = [
+    "EXCEPTION_NAMES",
+    "DeviceCoordinator",
+    "ModbusBadResponse",
+    "ModbusConnectError",
+    "ModbusReadError",
+    "ModbusSource",
+    "ModbusSourceError",
+    "ModbusTimeout",
+    "WriteOutcome",
+    "WriteResult",
+    "build_coordinators",
+]
 
 
-class ModbusSourceError(Exception):
-    """A poll of a Modbus device failed; ``error_type`` is a bounded counter label."""
-
-    error_type = "error"
-    #: ``True`` when the link is suspect and the connection should be dropped and backed off.
-    reconnect = True
-
-
-class ModbusReadError(ModbusSourceError):
-    """The device answered with a Modbus exception response (it is alive but refused the read)."""
-
-    reconnect = False
-
-    def __init__(self, *, device: str, unit: int, address: int, code: int, function_code: int = 0):
-        self.device, self.unit, self.address, self.code = device, unit, address, code
-        self.function_code = function_code
-        self.name = EXCEPTION_NAMES.get(code, f"exception code {code}")
-        self.error_type = (
-            self.name.replace(" ", "_") if code in EXCEPTION_NAMES else "exception_other"
-        )
-        super().__init__(
-            f"{device}: unit {unit} address {address}: {self.name} (exception code {code})"
-        )
+class WriteOutcome(StrEnum):
+    VERIFIED = "verified"  # written and read back equal
+    MISMATCH = "mismatch"  # written, but the device reads back another value
+    UNVERIFIED = "unverified"  # written to a write-only point: nothing to read back
+    REJECTED = "rejected"  # refused before anything was sent (unknown point, not writable, range)
+    FAILED = "failed"  # the device or the line failed (exception response, timeout, connection)
 
 
-class ModbusTimeout(ModbusSourceError):
-    """The device did not answer within its timeout."""
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What ``DeviceCoordinator.write_point`` did. ``ok`` is true when the write reached the
+    device and, where it can be read back, reads back as requested."""
 
-    error_type = "timeout"
+    device: str
+    point: str
+    requested: float
+    outcome: WriteOutcome
+    read_back: float | None = None
+    registers: tuple[int, ...] = ()  # raw words (or 0/1 for a coil) that were written
+    error_type: str | None = None  # bounded code when rejected or failed
+    detail: str = ""
 
-
-class ModbusConnectError(ModbusSourceError):
-    """The TCP connection could not be opened or was lost."""
-
-    error_type = "connection"
-
-
-class ModbusBadResponse(ModbusSourceError):
-    """The device answered with registers that do not fit the read plan."""
-
-    error_type = "bad_response"
-
-
-ClientFactory = Callable[[ModbusTcpEndpoint, float], AsyncModbusTcpClient]
-
-
-def default_client(endpoint: ModbusTcpEndpoint, timeout_s: float) -> AsyncModbusTcpClient:
-    """A pymodbus client that never retries or reconnects on its own: the coordinator does."""
-    return AsyncModbusTcpClient(
-        endpoint.host, port=endpoint.port, timeout=timeout_s, retries=0, reconnect_delay=0
-    )
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (WriteOutcome.VERIFIED, WriteOutcome.UNVERIFIED)
 
 
 class DeviceCoordinator:
-    """Polls one Modbus TCP device and keeps its last good snapshot and availability."""
+    """Polls one Modbus device (one unit id) and keeps its snapshot and availability."""
 
     def __init__(
         self,
         device: DeviceConfig,
         profile: Profile,
         *,
+        link: ModbusLink | None = None,
         backoff_max_s: float = 60.0,
         client_factory: ClientFactory = default_client,
         clock: Callable[[], float] = time.time,
@@ -120,17 +118,28 @@ class DeviceCoordinator:
         if device.modbus is None or profile.modbus is None:
             raise ValueError(f"{device.id}: DeviceCoordinator needs a modbus device and profile")
         self.device_id = device.id
-        self.endpoint: ModbusTcpEndpoint = device.modbus
+        self.endpoint: ModbusEndpoint = device.modbus
         self.modbus_map: ModbusMap = profile.modbus
         self.unit = (
             self.endpoint.unit_id
             if self.endpoint.unit_id is not None
-            else (self.modbus_map.default_unit_id)
+            else self.modbus_map.default_unit_id
         )
         self.poll_interval_s = self.endpoint.poll_interval_s or self.modbus_map.poll_interval_s
         self.timeout_s = self.endpoint.timeout_s or self.modbus_map.timeout_s
         self.backoff_max_s = max(backoff_max_s, self.poll_interval_s)
         self.blocks: list[ReadBlock] = plan_reads(self.modbus_map)
+        self.points = {p.name: p for p in self.modbus_map.points}
+        quirks = self.modbus_map.quirks
+        self._owns_link = link is None
+        self.link = link or ModbusLink(
+            self.endpoint,
+            timeout_s=self.timeout_s,
+            pause_after_connect_s=quirks.pause_after_connect_s,
+            pause_between_requests_s=quirks.pause_between_requests_s,
+            client_factory=client_factory,
+        )
+        self.link.units.add(self.unit)
         self.state = DeviceState(
             device=device.id,
             profile=profile.id,
@@ -140,8 +149,7 @@ class DeviceCoordinator:
             _clock=clock,
         )
         self.snapshot: Reading | None = None
-        self._client_factory = client_factory
-        self._client: AsyncModbusTcpClient | None = None
+        self.texts: dict[str, str] = {}  # string points (serial numbers, firmware), last read
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -166,17 +174,20 @@ class DeviceCoordinator:
         try:
             reading = await self._poll()
         except ModbusSourceError as exc:
-            if exc.reconnect:
-                self.close()
+            if self._link_is_suspect(exc):
+                self.link.close()
             self._record_failure(exc)
             raise
+        finally:
+            if self.modbus_map.quirks.close_after_poll:
+                self.link.close()
         self._record_success(reading)
         return reading
 
     async def run(self, emit: Emit) -> None:
         """Poll forever: first tick after a random sub-second offset, then every interval."""
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(self._rng.random())
+        await asyncio.sleep(self._rng.random() * min(1.0, self.poll_interval_s))
         while True:
             started = loop.time()
             try:
@@ -187,7 +198,7 @@ class DeviceCoordinator:
                 raise_if_cancelling()
                 log.exception("%s: unexpected error while polling", self.device_id)
                 SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
-                self.close()
+                self.link.close()
                 delay = self.poll_interval_s
             else:
                 emit(reading)
@@ -205,75 +216,152 @@ class DeviceCoordinator:
         return base * self._rng.uniform(0.9, 1.1)
 
     def close(self) -> None:
-        """Drop the connection; the next poll reconnects."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Drop the connection when this coordinator owns it; the next poll reconnects."""
+        if self._owns_link:
+            self.link.close()
+
+    async def write_point(self, point: str, value: float) -> WriteResult:
+        """Write ``value`` (engineering units) to a writable coil or register and read it back.
+
+        Serialised with polling on the device's link; the write and its read-back are one
+        exchange on the line. A bit-field point is written read-modify-write, keeping the other
+        bits of its register. Never raises for a bad value or a failing device: the result says.
+        """
+        spec = self.points.get(point)
+        if spec is None or not spec.writable:
+            known = sorted(p.name for p in self.points.values() if p.writable)
+            why = "unknown point" if spec is None else "point is not writable"
+            return self._write_result(
+                point, value, WriteOutcome.REJECTED, error_type="not_writable",
+                detail=f"{self.device_id}: {why} {point!r} (writable: {known})",
+            )
+        try:
+            words = encode_point(spec, value, self.modbus_map)
+        except EncodeError as exc:
+            return self._write_result(
+                point, value, WriteOutcome.REJECTED, error_type="invalid_value", detail=str(exc)
+            )
+        where = f"{self.device_id}: unit {self.unit} {spec.table.value} {spec.address} write"
+        try:
+            written, read_back = await self.link.request(
+                where,
+                lambda client: self._write_and_read_back(client, spec, words),
+                timeout_s=3 * self.timeout_s,
+            )
+        except ModbusSourceError as exc:
+            if self._link_is_suspect(exc):
+                self.link.close()
+            return self._write_result(
+                point, value, WriteOutcome.FAILED, error_type=exc.error_type, detail=str(exc)
+            )
+        if read_back is None:
+            return self._write_result(point, value, WriteOutcome.UNVERIFIED, registers=written)
+        outcome = WriteOutcome.VERIFIED if _same(spec, value, read_back) else WriteOutcome.MISMATCH
+        detail = "" if outcome is WriteOutcome.VERIFIED else (
+            f"{self.device_id}: {point} reads back {read_back:g} after writing {value:g}"
+        )
+        return self._write_result(
+            point, value, outcome, read_back=read_back, registers=written, detail=detail
+        )
+
+    def _write_result(
+        self, point: str, value: float, outcome: WriteOutcome, **fields: object
+    ) -> WriteResult:
+        SOURCE_WRITES.labels(PROTOCOL, outcome.value).inc()
+        result = WriteResult(self.device_id, point, value, outcome, **fields)  # type: ignore[arg-type]
+        if not result.ok:
+            log.warning("write %s", result.detail or outcome.value)
+        return result
+
+    async def _write_and_read_back(
+        self, client: ModbusClient, spec: RegisterPoint, words: list[int]
+    ) -> tuple[tuple[int, ...], float | None]:
+        where = f"{self.device_id}: unit {self.unit} {spec.table.value} {spec.address}"
+        if spec.table is RegisterTable.COIL:
+            self._check(await client.write_coil(spec.address, bool(words[0]),
+                                                device_id=self.unit), spec.address)
+        else:
+            if spec.bit is not None:  # read-modify-write: keep the register's other bits
+                current = await self._read_raw(client, spec)
+                mask = ((1 << spec.bits) - 1) << spec.bit
+                merged = (_join(current) & ~mask) | (_join(words) & mask)
+                words = _split(merged, len(words))
+            if len(words) == 1:
+                response = await client.write_register(spec.address, words[0],
+                                                       device_id=self.unit)
+            else:
+                response = await client.write_registers(spec.address, words,
+                                                        device_id=self.unit)
+            self._check(response, spec.address)
+        if spec.write_only:
+            return tuple(words), None
+        block = ReadBlock(spec.table, spec.address, spec.register_count, (spec,))
+        try:
+            decoded = decode_block(block, await self._read_raw(client, spec), self.modbus_map)
+        except CodecError as exc:
+            raise ModbusBadResponse(f"{where}: read-back: {exc}") from exc
+        value = decoded.values.get(spec.name)
+        return tuple(words), (math.nan if value is None else value)
+
+    async def _read_raw(self, client: ModbusClient, spec: RegisterPoint) -> list[int]:
+        block = ReadBlock(spec.table, spec.address, spec.register_count, (spec,))
+        return await self._read_block(client, block)
 
     async def _poll(self) -> Reading:
-        client = await self._connected_client()
         values: dict[str, float] = {}
         invalid = 0
         for block in self.blocks:
-            registers = await self._read(client, block)
+            where = (
+                f"{self.device_id}: unit {self.unit} {block.table.value}"
+                f" {block.start}+{block.count}"
+            )
+            registers = await self.link.request(
+                where,
+                lambda client, b=block: self._read_block(client, b),  # type: ignore[misc]
+                timeout_s=self.timeout_s,
+            )
             try:
                 decoded = decode_block(block, registers, self.modbus_map)
             except CodecError as exc:
                 raise ModbusBadResponse(f"{self.device_id}: {exc}") from exc
             values.update(decoded.values)
+            if decoded.texts:
+                self.texts.update(decoded.texts)
             invalid += len(decoded.invalid)
         if invalid:
             self.state.invalid_values += invalid
             SOURCE_INVALID_VALUES.labels(PROTOCOL).inc(invalid)
         return Reading(device=self.device_id, values=values, at=self._clock())
 
-    async def _connected_client(self) -> AsyncModbusTcpClient:
-        if self._client is not None and self._client.connected:
-            return self._client
-        self.close()
-        client = self._client_factory(self.endpoint, self.timeout_s)
-        where = f"{self.device_id}: {self.endpoint.host}:{self.endpoint.port}"
-        try:
-            async with asyncio.timeout(self.timeout_s + 0.5):
-                connected = await client.connect()
-        except (TimeoutError, OSError, ModbusException) as exc:
-            client.close()
-            raise ModbusConnectError(
-                f"{where}: cannot connect ({exc or type(exc).__name__})"
-            ) from exc
-        if not connected:
-            client.close()
-            raise ModbusConnectError(f"{where}: cannot connect")
-        self._client = client
-        return client
+    async def _read_block(self, client: ModbusClient, block: ReadBlock) -> list[int]:
+        read = {
+            RegisterTable.HOLDING: client.read_holding_registers,
+            RegisterTable.INPUT: client.read_input_registers,
+            RegisterTable.COIL: client.read_coils,
+            RegisterTable.DISCRETE_INPUT: client.read_discrete_inputs,
+        }[block.table]
+        response = await read(block.start, count=block.count, device_id=self.unit)
+        self._check(response, block.start)
+        if block.table.is_bits:
+            return [int(bit) for bit in response.bits[: block.count]]
+        return list(response.registers)
 
-    async def _read(self, client: AsyncModbusTcpClient, block: ReadBlock) -> Sequence[int]:
-        read = (
-            client.read_holding_registers
-            if block.table is RegisterTable.HOLDING
-            else client.read_input_registers
-        )
-        where = (
-            f"{self.device_id}: unit {self.unit} {block.table.value} {block.start}+{block.count}"
-        )
-        try:
-            async with asyncio.timeout(self.timeout_s + 0.5):
-                response = await read(block.start, count=block.count, device_id=self.unit)
-        except (TimeoutError, ModbusIOException) as exc:
-            raise ModbusTimeout(f"{where}: no response within {self.timeout_s:g} s") from exc
-        except (ConnectionException, OSError) as exc:
-            raise ModbusConnectError(f"{where}: connection lost ({exc})") from exc
-        except ModbusException as exc:
-            raise ModbusBadResponse(f"{where}: {exc}") from exc
-        if response.isError():
+    def _check(self, response: object, address: int) -> None:
+        if response.isError():  # type: ignore[attr-defined]
             raise ModbusReadError(
                 device=self.device_id,
                 unit=self.unit,
-                address=block.start,
+                address=address,
                 code=int(getattr(response, "exception_code", 0)),
-                function_code=response.function_code & 0x7F,
+                function_code=response.function_code & 0x7F,  # type: ignore[attr-defined]
             )
-        return response.registers
+
+    def _link_is_suspect(self, exc: ModbusSourceError) -> bool:
+        """Drop the link on a lost connection, or on a timeout when no other device shares it
+        (a silent unit on a shared line says nothing about the line)."""
+        if isinstance(exc, ModbusTimeout):
+            return not self.link.shared
+        return exc.reconnect
 
     def _record_success(self, reading: Reading) -> None:
         state = self.state
@@ -303,6 +391,60 @@ class DeviceCoordinator:
         SOURCE_ERRORS.labels(PROTOCOL, exc.error_type).inc()
 
 
+def _same(spec: RegisterPoint, requested: float, read_back: float) -> bool:
+    """Read-back equal to the request within what the register can hold."""
+    if math.isnan(read_back):
+        return False
+    if spec.type.value.startswith("float"):
+        return math.isclose(read_back, requested, rel_tol=1e-6, abs_tol=1e-9)
+    step = 1.0 if spec.bit is not None or spec.nonzero or spec.value_map else abs(spec.scale)
+    return abs(read_back - requested) <= step / 2 + 1e-9
+
+
+def _join(words: Sequence[int]) -> int:
+    value = 0
+    for word in words:
+        value = (value << 16) | word
+    return value
+
+
+def _split(value: int, count: int) -> list[int]:
+    return [(value >> (16 * (count - 1 - i))) & 0xFFFF for i in range(count)]
+
+
+def build_coordinators(
+    devices: Sequence[tuple[DeviceConfig, Profile]],
+    *,
+    client_factory: ClientFactory = default_client,
+    clock: Callable[[], float] = time.time,
+) -> list[DeviceCoordinator]:
+    """One coordinator per device; devices on the same connection or serial line share a link
+    (the first device's profile sets the link's timeout and pauses: the longest of them)."""
+    links: dict[tuple[str, str, int], ModbusLink] = {}
+    coordinators = []
+    for device, profile in devices:
+        assert device.modbus is not None and profile.modbus is not None
+        quirks = profile.modbus.quirks
+        timeout = device.modbus.timeout_s or profile.modbus.timeout_s
+        link = links.get(device.modbus.link_key)
+        if link is None:
+            link = links[device.modbus.link_key] = ModbusLink(
+                device.modbus,
+                timeout_s=timeout,
+                pause_after_connect_s=quirks.pause_after_connect_s,
+                pause_between_requests_s=quirks.pause_between_requests_s,
+                client_factory=client_factory,
+            )
+        else:
+            link.timeout_s = max(link.timeout_s, timeout)
+            link.pause_after_connect_s = max(link.pause_after_connect_s,
+                                             quirks.pause_after_connect_s)
+            link.pause_between_requests_s = max(link.pause_between_requests_s,
+                                                quirks.pause_between_requests_s)
+        coordinators.append(DeviceCoordinator(device, profile, link=link, clock=clock))
+    return coordinators
+
+
 class ModbusSource:
     """Runs one coordinator task per Modbus device."""
 
@@ -322,21 +464,29 @@ class ModbusSource:
         await cancel_and_wait(self._tasks)
         self._tasks = []
         for coordinator in self.coordinators:
-            coordinator.close()
+            coordinator.link.close()
 
     def device_states(self) -> list[DeviceState]:
         return [c.state for c in self.coordinators]
 
+    def coordinator(self, device: str) -> DeviceCoordinator:
+        """The coordinator of ``device`` (for writes); raises ``KeyError`` naming the known ids."""
+        for coordinator in self.coordinators:
+            if coordinator.device_id == device:
+                return coordinator
+        known = sorted(c.device_id for c in self.coordinators)
+        raise KeyError(f"no Modbus device {device!r} (known: {known})")
+
     async def poll_once(self) -> list[tuple[DeviceCoordinator, Reading | ModbusSourceError]]:
-        """Poll every device once, concurrently (``campus agent once``)."""
+        """Poll every device once, concurrently across links (``campus agent once``)."""
 
         async def one(c: DeviceCoordinator) -> Reading | ModbusSourceError:
             try:
                 return await c.refresh()
             except ModbusSourceError as exc:
                 return exc
-            finally:
-                c.close()
 
         results = await asyncio.gather(*(one(c) for c in self.coordinators))
+        for coordinator in self.coordinators:
+            coordinator.link.close()
         return list(zip(self.coordinators, results, strict=True))

@@ -1,0 +1,202 @@
+"""One Modbus connection or serial line, shared by every device (unit id) behind it.
+
+A ``ModbusLink`` owns one pymodbus client: Modbus TCP, RTU on a serial line, or RTU frames over
+a serial device server's TCP port. Requests go through ``request``, which holds the link's lock:
+one request at a time per connection or line, so devices behind a gateway or on an RS-485 bus
+take turns, while separate links run concurrently. The link connects on first use, waits the
+profile's ``pause_after_connect_s`` after connecting and ``pause_between_requests_s`` between
+requests, and is dropped (``close``) by its devices when the link is suspect; the next request
+reconnects.
+
+pymodbus exceptions become the ``ModbusSourceError`` family here, so the coordinator above sees
+only named errors with a bounded ``error_type``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from edge_agent.settings import ModbusEndpoint, ModbusTransport
+
+#: Modbus exception code -> name used in messages; its snake_case form labels the error counter.
+EXCEPTION_NAMES: dict[int, str] = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+ClientFactory = Callable[[ModbusEndpoint, float], ModbusClient]
+T = TypeVar("T")
+
+
+class ModbusSourceError(Exception):
+    """A request to a Modbus device failed; ``error_type`` is a bounded counter label."""
+
+    error_type = "error"
+    #: ``True`` when the link is suspect and the connection should be dropped and backed off.
+    reconnect = True
+
+
+class ModbusReadError(ModbusSourceError):
+    """The device answered with a Modbus exception response (it is alive but refused)."""
+
+    reconnect = False
+
+    def __init__(self, *, device: str, unit: int, address: int, code: int, function_code: int = 0):
+        self.device, self.unit, self.address, self.code = device, unit, address, code
+        self.function_code = function_code
+        self.name = EXCEPTION_NAMES.get(code, f"exception code {code}")
+        self.error_type = (
+            self.name.replace(" ", "_") if code in EXCEPTION_NAMES else "exception_other"
+        )
+        super().__init__(
+            f"{device}: unit {unit} address {address}: {self.name} (exception code {code})"
+        )
+
+
+class ModbusTimeout(ModbusSourceError):
+    """The device did not answer within its timeout."""
+
+    error_type = "timeout"
+
+
+class ModbusConnectError(ModbusSourceError):
+    """The connection or serial line could not be opened or was lost."""
+
+    error_type = "connection"
+
+
+class ModbusBadResponse(ModbusSourceError):
+    """The device answered with data that does not fit the request."""
+
+    error_type = "bad_response"
+
+
+def default_client(endpoint: ModbusEndpoint, timeout_s: float) -> ModbusClient:
+    """A pymodbus client that never retries or reconnects on its own: the coordinator does."""
+    common: dict[str, Any] = {"timeout": timeout_s, "retries": 0, "reconnect_delay": 0}
+    if endpoint.transport is ModbusTransport.RTU:
+        assert endpoint.serial_port is not None
+        return AsyncModbusSerialClient(
+            endpoint.serial_port,
+            framer=FramerType.RTU,
+            baudrate=endpoint.baudrate,
+            parity=endpoint.parity,
+            stopbits=endpoint.stopbits,
+            bytesize=endpoint.bytesize,
+            **common,
+        )
+    framer = FramerType.RTU if endpoint.transport is ModbusTransport.RTU_OVER_TCP else None
+    assert endpoint.host is not None
+    return AsyncModbusTcpClient(
+        endpoint.host, port=endpoint.port, framer=framer or FramerType.SOCKET, **common
+    )
+
+
+class ModbusLink:
+    """A shared connection or serial line: ``request`` runs one call at a time on it."""
+
+    def __init__(
+        self,
+        endpoint: ModbusEndpoint,
+        *,
+        timeout_s: float,
+        pause_after_connect_s: float = 0.0,
+        pause_between_requests_s: float = 0.0,
+        client_factory: ClientFactory = default_client,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.pause_after_connect_s = pause_after_connect_s
+        self.pause_between_requests_s = pause_between_requests_s
+        self.units: set[int] = set()  # unit ids of the devices using this link
+        self.connects = 0
+        self._client_factory = client_factory
+        self._client: ModbusClient | None = None
+        self._lock = asyncio.Lock()
+        self._last_request_at = float("-inf")
+
+    @property
+    def shared(self) -> bool:
+        """More than one device talks through this link."""
+        return len(self.units) > 1
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    def close(self) -> None:
+        """Drop the connection; the next request reconnects."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def request(
+        self,
+        where: str,
+        call: Callable[[ModbusClient], Awaitable[T]],
+        *,
+        timeout_s: float | None = None,
+    ) -> T:
+        """Run ``call`` with the link's client, alone on the link; raises ``ModbusSourceError``.
+
+        ``call`` may make several requests (a write and its read-back are one exchange on the
+        line); ``timeout_s`` bounds all of them. ``where`` prefixes error messages.
+        """
+        timeout = timeout_s or self.timeout_s
+        async with self._lock:
+            client = await self._connected_client(where)
+            await self._pause_between_requests()
+            try:
+                async with asyncio.timeout(timeout + 0.5):
+                    return await call(client)
+            except (TimeoutError, ModbusIOException) as exc:
+                raise ModbusTimeout(f"{where}: no response within {timeout:g} s") from exc
+            except (ConnectionException, OSError) as exc:
+                raise ModbusConnectError(f"{where}: connection lost ({exc})") from exc
+            except ModbusException as exc:
+                raise ModbusBadResponse(f"{where}: {exc}") from exc
+            finally:
+                self._last_request_at = asyncio.get_running_loop().time()
+
+    async def _pause_between_requests(self) -> None:
+        if self.pause_between_requests_s <= 0:
+            return
+        wait = self._last_request_at + self.pause_between_requests_s
+        delay = wait - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _connected_client(self, where: str) -> ModbusClient:
+        if self._client is not None and self._client.connected:
+            return self._client
+        self.close()
+        client = self._client_factory(self.endpoint, self.timeout_s)
+        on = f"{where}: {self.endpoint.describe()}"
+        try:
+            async with asyncio.timeout(self.timeout_s + 0.5):
+                connected = await client.connect()
+        except (TimeoutError, OSError, ModbusException) as exc:
+            client.close()
+            raise ModbusConnectError(f"{on}: cannot connect ({exc or type(exc).__name__})") from exc
+        if not connected:
+            client.close()
+            raise ModbusConnectError(f"{on}: cannot connect")
+        self._client = client
+        self.connects += 1
+        if self.pause_after_connect_s > 0:
+            await asyncio.sleep(self.pause_after_connect_s)
+        return client

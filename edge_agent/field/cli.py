@@ -12,7 +12,7 @@ from rich.table import Column, Table
 
 from campus_config import ConfigError
 from device_profiles.loader import ProfileError, load_profiles
-from device_profiles.schema import REGISTER_COUNT, RegisterTable, RegisterType
+from device_profiles.schema import NUMBER_TYPES, REGISTER_COUNT, RegisterTable, RegisterType
 from edge_agent.cli import ConfigOption, ProfilesOption, _load
 from edge_agent.field.doctor import Finding, examine
 from edge_agent.field.every_way import Interpretation, interpret
@@ -155,7 +155,7 @@ def registers_command(
     except ModbusSourceError as exc:
         errors.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    types = [t for t in RegisterType if float64 or t is not RegisterType.FLOAT64]
+    types = [t for t in NUMBER_TYPES if float64 or t is not RegisterType.FLOAT64]
     views: dict[tuple[int, RegisterType], dict[str, Interpretation]] = {}
     for view in interpret(registers, start=address, types=types):
         views.setdefault((view.address, view.type), {})[view.layout] = view

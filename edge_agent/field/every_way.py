@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from device_profiles.registers import decode_block, plan_reads
 from device_profiles.schema import (
+    NUMBER_TYPES,
     REGISTER_COUNT,
     ModbusMap,
     Order,
@@ -46,7 +47,7 @@ def interpret(
     registers: Sequence[int], *, start: int, types: Sequence[RegisterType] | None = None
 ) -> list[Interpretation]:
     """Every type x layout that fits at every address of ``registers`` (read from ``start``)."""
-    wanted = list(types or RegisterType)
+    wanted = list(types or NUMBER_TYPES)
     points: list[RegisterPoint] = []
     labels: dict[str, tuple[int, RegisterType, str]] = {}
     for offset in range(len(registers)):

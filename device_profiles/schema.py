@@ -53,7 +53,9 @@ REGISTER_COUNT: dict[RegisterType, int] = {
     RegisterType.BOOL: 1,
 }
 #: types whose registers hold one number (every type but string and bool)
-NUMBER_TYPES: tuple[RegisterType, ...] = tuple(t for t in REGISTER_COUNT if t is not RegisterType.BOOL)
+NUMBER_TYPES: tuple[RegisterType, ...] = tuple(
+    t for t in REGISTER_COUNT if t is not RegisterType.BOOL
+)
 INTEGER_TYPES = frozenset(
     {
         RegisterType.INT16,

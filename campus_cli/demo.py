@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from campus_cli.brokers import DemoBroker, start_demo_broker
+from campus_cli.demo_admin import make_demo_admin
 from campus_cli.processes import Supervisor
 from simulators.fleet import CityPlan, RunningFleet, SchoolPlan, plan_city, run_fleet
 from simulators.signals import SimClock, school_morning
@@ -88,6 +89,10 @@ class DemoOptions:
         self.window_s = window_s
         self.workdir = workdir.resolve()
 
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.workdir / 'hub.db'}"
+
 
 async def run_demo(options: DemoOptions) -> None:
     stop = asyncio.Event()
@@ -115,22 +120,26 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
             clock=SimClock(speed=1.0, start=school_morning(at=time(9, 0))),
         )
         api = f"http://127.0.0.1:{options.port}"
+        admin = make_demo_admin(options.database_url, options.plan.city_id)
         _start_hub(supervisor, broker, options)
         for school in options.plan.schools:
             config = _write_agent_config(school, fleet, broker, options)
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
         started = wall.monotonic()
-        await _until_stopped(stop, _wait_until_online(api, supervisor, len(options.plan.schools)))
+        await _until_stopped(
+            stop, _wait_until_online(api, admin.token, supervisor, len(options.plan.schools))
+        )
         console.print(
             f"all {len(options.plan.schools)} schools online after "
             f"{wall.monotonic() - started:.1f} s"
         )
-        console.print(await _schools_table(api))
+        console.print(await _schools_table(api, admin.token))
         console.print(
             f"\nhub API: [bold]{api}/api/v1/schools[/bold]  (docs: {api}/docs, "
-            f"dashboard: {api}/)\nlogs: {supervisor.log_dir}\nCtrl-C stops the demo."
+            f"dashboard: {api}/)\n{admin.how_to_sign_in(api)}\n"
+            f"logs: {supervisor.log_dir}\nCtrl-C stops the demo."
         )
-        await _until_stopped(stop, _watch(api, supervisor, options.duration, started))
+        await _until_stopped(stop, _watch(api, admin.token, supervisor, options.duration, started))
     finally:
         codes = supervisor.stop_all()
         if fleet is not None:
@@ -160,7 +169,7 @@ class _Stopped(Exception):
 
 def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions) -> None:
     env = {
-        "CAMPUS_HUB_DATABASE_URL": f"sqlite:///{options.workdir / 'hub.db'}",
+        "CAMPUS_HUB_DATABASE_URL": options.database_url,
         "CAMPUS_HUB_BROKER__HOST": broker.host,
         "CAMPUS_HUB_BROKER__PORT": str(broker.port),
         "CAMPUS_HUB_BROKER__USERNAME": broker.hub_username,
@@ -201,15 +210,16 @@ def _write_agent_config(
     return path
 
 
-async def _fetch_schools(client: httpx.AsyncClient, api: str) -> list[dict[str, Any]]:
-    response = await client.get(f"{api}/api/v1/schools", timeout=5)
+async def _fetch_schools(client: httpx.AsyncClient, api: str, token: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = await client.get(f"{api}/api/v1/schools", headers=headers, timeout=5)
     response.raise_for_status()
     data: list[dict[str, Any]] = response.json()["data"]
     return data
 
 
 async def _wait_until_online(
-    api: str, supervisor: Supervisor, expected: int, timeout_s: float = 120
+    api: str, token: str, supervisor: Supervisor, expected: int, timeout_s: float = 120
 ) -> None:
     deadline = wall.monotonic() + timeout_s
     last = -1
@@ -217,7 +227,7 @@ async def _wait_until_online(
         while wall.monotonic() < deadline:
             _raise_if_a_child_died(supervisor)
             try:
-                schools = await _fetch_schools(client, api)
+                schools = await _fetch_schools(client, api, token)
             except httpx.HTTPError:
                 schools = []
             online = sum(1 for s in schools if s["status"] == "online")
@@ -227,18 +237,18 @@ async def _wait_until_online(
             if online >= expected:
                 return
             await asyncio.sleep(1)
-    raise DemoError(
-        f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs"
-    )
+    raise DemoError(f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs")
 
 
-async def _watch(api: str, supervisor: Supervisor, duration: float | None, started: float) -> None:
+async def _watch(
+    api: str, token: str, supervisor: Supervisor, duration: float | None, started: float
+) -> None:
     async with httpx.AsyncClient() as client:
         while duration is None or wall.monotonic() - started < duration:
             _raise_if_a_child_died(supervisor)
             await asyncio.sleep(min(10.0, duration or 10.0))
             with contextlib.suppress(httpx.HTTPError):
-                schools = await _fetch_schools(client, api)
+                schools = await _fetch_schools(client, api, token)
                 counts = {
                     s: sum(1 for x in schools if x["status"] == s)
                     for s in ("online", "degraded", "offline")
@@ -255,9 +265,9 @@ def _raise_if_a_child_died(supervisor: Supervisor) -> None:
         )
 
 
-async def _schools_table(api: str) -> Table:
+async def _schools_table(api: str, token: str) -> Table:
     async with httpx.AsyncClient() as client:
-        schools = await _fetch_schools(client, api)
+        schools = await _fetch_schools(client, api, token)
     table = Table(title="Schools")
     for column in ("district", "school", "gateway", "status", "devices online"):
         table.add_column(column)

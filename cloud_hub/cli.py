@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from campus_config import ConfigError
+from cloud_hub.auth.cli import app as user_app
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker, make_client
 from cloud_hub.settings import HubSettings, load_hub_settings
@@ -21,6 +22,7 @@ from cloud_hub.settings import HubSettings, load_hub_settings
 app = typer.Typer(
     help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True
 )
+app.add_typer(user_app, name="user")
 console = Console()
 
 ConfigOpt = Annotated[

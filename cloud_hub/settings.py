@@ -37,6 +37,37 @@ class ApiSettings(Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class OidcSettings(Section):
+    """An identity provider whose JWTs the API accepts (see ``cloud_hub.auth.oidc``)."""
+
+    issuer: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+    public_key_file: Path
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    role_claim: str = "campus_role"
+    scope_claim: str = "campus_scope"
+
+
+class AuthSettings(Section):
+    """API authentication: token lifetime and login rate limits (always on)."""
+
+    token_ttl_s: float = Field(default=12 * 3600, gt=0, le=366 * 86400)
+    login_window_s: float = Field(default=300, gt=0)
+    login_max_per_user: int = Field(default=5, ge=1)
+    login_max_per_source: int = Field(default=20, ge=1)
+    oidc: OidcSettings | None = None
+
+
+class ProvisioningSettings(Section):
+    """Where approving a gateway writes its broker access: the hub broker's password file, and the
+    pid file of the Mosquitto to reload (SIGHUP); ``ca_dir`` holds ``ca.crt``/``ca.key`` to sign
+    gateway client certificates with (optional)."""
+
+    password_file: Path
+    pid_file: Path
+    ca_dir: Path | None = None
+
+
 class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
@@ -50,6 +81,8 @@ class HubSettings(LayeredSettings):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     api: ApiSettings = ApiSettings()
     offline_after_s: float = Field(default=30.0, gt=0)
+    auth: AuthSettings = AuthSettings()
+    provisioning: ProvisioningSettings | None = None
     development: bool = False  # allows placeholder broker passwords
 
     @field_validator("database_url")

@@ -1,15 +1,31 @@
-"""Typed dependencies for routes. ``CurrentUser`` and ``Scope`` will join these (RBAC issue)."""
+"""Typed dependencies for routes: the session, settings, clock, and who is calling.
+
+``CurrentUser`` authenticates (hub token, session cookie or identity-provider JWT) and answers 401
+otherwise; ``Operator`` also requires a role that may act (not a viewer) and ``CityAdmin`` a city
+administrator, answering 403. Every refusal is written to the audit log. How a route uses them:
+see ``cloud_hub.auth``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NoReturn
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from cloud_hub.auth import audit
+from cloud_hub.auth.oidc import InvalidBearer, JwtVerifier
+from cloud_hub.auth.principal import Principal
+from cloud_hub.auth.roles import Role
+from cloud_hub.auth.scope import Scope
+from cloud_hub.auth.tokens import TOKEN_PREFIX, find_valid_token
+from cloud_hub.auth.users import find_user
 from cloud_hub.settings import HubSettings
+
+SESSION_COOKIE = "campus_token"
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -29,3 +45,93 @@ def get_now() -> datetime:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[HubSettings, Depends(get_settings)]
 NowDep = Annotated[datetime, Depends(get_now)]
+
+_bearer = HTTPBearer(auto_error=False, description="A hub token (POST /api/v1/auth/login) or a JWT")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def get_optional_user(
+    request: Request, session: SessionDep, now: NowDep, credentials: BearerDep
+) -> Principal | None:
+    """The caller, or None when no credentials came; invalid credentials are a 401."""
+    token = credentials.credentials if credentials else request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    source = client_address(request)
+    if token.startswith(TOKEN_PREFIX):
+        row = find_valid_token(session, token=token, now=now)
+        if row is not None:
+            user = row.user
+            return Principal(
+                user.username, Role(user.role), Scope.parse(user.scope), source, row.id
+            )
+        deny(request, now=now, status=401, reason="unknown, expired or revoked token")
+    verifier: JwtVerifier | None = request.app.state.jwt_verifier
+    if verifier is None:
+        deny(request, now=now, status=401, reason="not a hub token and no identity provider set")
+    try:
+        username, role, scope = verifier.verify(token, now=now)
+    except InvalidBearer as exc:
+        deny(request, now=now, status=401, reason=str(exc), actor="anonymous")
+    local = find_user(session, username=username)
+    if local is not None and local.disabled_at is not None:
+        deny(request, now=now, status=401, reason="jwt subject is revoked", actor=username)
+    return Principal(username, role, scope, source)
+
+
+OptionalUser = Annotated[Principal | None, Depends(get_optional_user)]
+
+
+def get_current_user(request: Request, user: OptionalUser, now: NowDep) -> Principal:
+    if user is None:
+        deny(request, now=now, status=401, reason="no credentials")
+    return user
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def get_operator(request: Request, user: CurrentUser, now: NowDep) -> Principal:
+    if not user.may_act:
+        deny(request, now=now, status=403, reason=f"{user.role.value} may not act", actor=user)
+    return user
+
+
+Operator = Annotated[Principal, Depends(get_operator)]
+
+
+def get_city_admin(request: Request, user: CurrentUser, now: NowDep) -> Principal:
+    if user.role is not Role.CITY_ADMIN:
+        deny(request, now=now, status=403, reason="city administrators only", actor=user)
+    return user
+
+
+CityAdmin = Annotated[Principal, Depends(get_city_admin)]
+
+
+def deny(
+    request: Request,
+    *,
+    now: datetime,
+    status: int,
+    reason: str,
+    actor: Principal | str = "anonymous",
+) -> NoReturn:
+    """Record a refused request in the audit log (its own transaction) and raise 401 or 403."""
+    audit.record_now(
+        request.app.state.sessions,
+        actor=actor,
+        action="request",
+        result=audit.Result.DENIED,
+        at=now,
+        target=f"{request.method} {request.url.path}",
+        source=client_address(request),
+        detail=reason,
+    )
+    if status == 401:
+        raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    raise HTTPException(403, "not allowed for your role")

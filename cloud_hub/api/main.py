@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
 
-from cloud_hub.api.routes import alerts, devices, schools, system
+from cloud_hub.api.routes import alerts, audit, auth, devices, schools, system
 from cloud_hub.api.routes.web import add_web
+from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
@@ -38,6 +39,7 @@ def create_app(
             create_schema(engine)
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
+        app.state.jwt_verifier = jwt_verifier(settings)
         task: asyncio.Task[None] | None = None
         if run_ingest:
             app.state.worker = IngestWorker(
@@ -59,7 +61,23 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    for module in (schools, devices, alerts, system):
+    for module in (auth, schools, devices, alerts, audit, system):
         app.include_router(module.router)
+    app.include_router(auth.page_router)
     add_web(app)
     return app
+
+
+def jwt_verifier(settings: HubSettings) -> JwtVerifier | None:
+    """The identity provider's JWT check, when one is configured."""
+    oidc = settings.auth.oidc
+    if oidc is None:
+        return None
+    return JwtVerifier(
+        issuer=oidc.issuer,
+        audience=oidc.audience,
+        public_key_file=oidc.public_key_file,
+        algorithms=oidc.algorithms,
+        role_claim=oidc.role_claim,
+        scope_claim=oidc.scope_claim,
+    )

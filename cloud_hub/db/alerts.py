@@ -9,6 +9,7 @@ from typing import NamedTuple
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from cloud_hub.auth.scope import Scope
 from cloud_hub.db.models import Alert, AlertSource, AlertState, Gateway
 
 
@@ -90,13 +91,14 @@ def clear_alerts(session: Session, *, key: AlertKey, at: datetime) -> None:
 def list_alerts(
     session: Session,
     *,
+    scope: Scope | None = None,
     state: AlertState | None = None,
     school_id: str | None = None,
     severity: str | None = None,
     limit: int = 1000,
 ) -> tuple[list[Alert], int]:
-    """Newest first, at most ``limit``; also returns how many match in total."""
-    conditions = []
+    """Newest first in ``scope``, at most ``limit``; also returns how many match in total."""
+    conditions = [] if scope is None else [scope.schools(Alert.school_id)]
     if state is not None:
         conditions.append(Alert.state == state.value)
     if school_id is not None:

@@ -80,6 +80,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def create_schema(engine: Engine) -> None:
     """Create every table that does not exist yet (``campus hub migrate``; no alembic yet)."""
+    from cloud_hub.auth import models as auth_models  # noqa: F401 - registers the tables
     from cloud_hub.db import models  # noqa: F401 - registers the tables on Base.metadata
 
     Base.metadata.create_all(engine)

@@ -10,6 +10,7 @@ from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import DeviceHealth, DeviceStatus
+from cloud_hub.auth.scope import Scope
 from cloud_hub.db.base import UtcDateTime
 from cloud_hub.db.models import Device, Gateway, Room
 
@@ -89,10 +90,16 @@ def ensure_device(
 
 
 def list_devices(
-    session: Session, *, school_id: str | None = None, profile: str | None = None
+    session: Session,
+    *,
+    scope: Scope | None = None,
+    school_id: str | None = None,
+    profile: str | None = None,
 ) -> list[Device]:
-    """Devices ordered by gateway and id, optionally of one school or one profile."""
+    """Devices in ``scope`` ordered by gateway and id, optionally of one school or one profile."""
     query = select(Device).join(Gateway).order_by(Device.gateway_id, Device.key)
+    if scope is not None:
+        query = query.where(scope.schools(Gateway.school_id))
     if school_id is not None:
         query = query.where(Gateway.school_id == school_id)
     if profile is not None:

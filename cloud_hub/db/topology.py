@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Health, SiteIdentity
+from cloud_hub.auth.scope import Scope
 from cloud_hub.db.models import Alert, Device, District, Gateway, School
 
 
@@ -85,16 +86,27 @@ class SchoolTopology:
     devices: list[Device] = field(default_factory=list)
 
 
-def list_schools(session: Session, *, district_id: str | None = None) -> list[SchoolTopology]:
-    """Every school (optionally of one district) with its gateways and devices, ordered by id."""
+def list_schools(
+    session: Session, *, scope: Scope | None = None, district_id: str | None = None
+) -> list[SchoolTopology]:
+    """Every school in ``scope`` (optionally of one district) with its gateways and devices, by id.
+    ``scope=None`` is unscoped: for the hub's own use, never for a route."""
     query = select(School).order_by(School.id)
+    if scope is not None:
+        query = query.where(scope.schools(School.id))
     if district_id is not None:
         query = query.where(School.district_id == district_id)
     return _with_gateways(session, list(session.scalars(query)))
 
 
-def get_school(session: Session, *, school_id: str) -> SchoolTopology | None:
-    school = session.get(School, school_id)
+def get_school(
+    session: Session, *, school_id: str, scope: Scope | None = None
+) -> SchoolTopology | None:
+    """One school, or None when it does not exist or is out of ``scope``."""
+    query = select(School).where(School.id == school_id)
+    if scope is not None:
+        query = query.where(scope.schools(School.id))
+    school = session.scalar(query)
     return None if school is None else _with_gateways(session, [school])[0]
 
 

@@ -45,6 +45,7 @@ def test_demo_brings_every_school_online_and_stops_by_itself(
     assert broker in output
     assert re.search(r"all 4 schools online after \d+\.\d s", output), output
     assert "hub API: http://127.0.0.1:" in output
+    assert re.search(r"sign in: admin / \S{12,} at http://127.0.0.1:\d+/login", output), output
     assert "demo stopped: every process has exited" in output
     assert "did not exit cleanly" not in output
     logs = sorted(p.name for p in (workdir / "logs").iterdir())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
@@ -26,6 +27,7 @@ from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
 from simulators.fleet import CityPlan, RunningFleet, plan_city
+from tests.auth_support import bearer, make_user
 from tests.e2e.support import SERVED, WINDOW_S, agent_settings, serve_school
 
 RUN_WINDOWS = 4
@@ -100,7 +102,11 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     running = asyncio.create_task(agent.run())
     await asyncio.sleep(WINDOW_S * (RUN_WINDOWS + 1.5))
     settings = HubSettings(database_url=database_url, development=True)
-    with TestClient(create_app(settings, run_ingest=False)) as api:
+    city = school.plan.site_identity(school.school_id)["city_id"]
+    admin = bearer(
+        make_user(sessions, "admin", Role.CITY_ADMIN, f"city:{city}", now=datetime.now(UTC))
+    )
+    with TestClient(create_app(settings, run_ingest=False), headers=admin) as api:
         schools_while_running = api.get("/api/v1/schools").json()
     agent.request_stop()
     await asyncio.wait_for(running, 20)
@@ -127,7 +133,7 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
         assert starts == [starts[0] + timedelta(seconds=WINDOW_S * i) for i in range(len(starts))]
         assert len(starts) >= RUN_WINDOWS - 1
 
-    with TestClient(create_app(settings, run_ingest=False)) as api:
+    with TestClient(create_app(settings, run_ingest=False), headers=admin) as api:
         listed = api.get("/api/v1/devices", params={"school_id": school.school_id}).json()
         schools_after_stop = api.get("/api/v1/schools").json()
         alerts = api.get("/api/v1/alerts", params={"state": "active"}).json()

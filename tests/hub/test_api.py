@@ -8,12 +8,15 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import DeviceStatus, EventState
 from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
+from tests.auth_support import bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
 
 NOW = T0 + timedelta(seconds=5)
@@ -28,8 +31,11 @@ SITE_2 = SITE.model_copy(
 
 
 @pytest.fixture
-def client(database_url: str, engine: Engine, worker: IngestWorker) -> Iterator[TestClient]:
-    """The API (no ingest task) over a database holding two schools: s-1 degraded, s-2 offline."""
+def client(
+    database_url: str, engine: Engine, sessions: sessionmaker[Session], worker: IngestWorker
+) -> Iterator[TestClient]:
+    """The API (no ingest task) over a database holding two schools: s-1 degraded, s-2 offline;
+    the client is signed in as the city's administrator."""
     devices = [device_health("co2-1"), device_health("lux-1", status=DeviceStatus.OFFLINE)]
     worker.process(*heartbeat(seq=1, devices=devices), now=T0)
     worker.process(*telemetry(seq=2, points={"co2": stats(1200, unit="ppm")}))
@@ -38,7 +44,8 @@ def client(database_url: str, engine: Engine, worker: IngestWorker) -> Iterator[
 
     app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
     app.dependency_overrides[get_now] = lambda: NOW
-    with TestClient(app) as client:
+    token = make_user(sessions, "admin", Role.CITY_ADMIN, "city:city-1", now=T0)
+    with TestClient(app, headers=bearer(token)) as client:
         yield client
 
 
@@ -161,6 +168,7 @@ def test_healthz_metrics_docs_and_dashboard(client: TestClient) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/static/vendor/swagger-ui/" in docs.text
     assert "/api/v1/schools" in client.get("/openapi.json").json()["paths"]
+    client.cookies.set("campus_token", client.headers.pop("Authorization").split()[1])
     page = client.get("/")
     assert page.status_code == 200 and "/static/dashboard/app.js" in page.text
     assert client.get("/static/dashboard/app.js").status_code == 200

@@ -14,7 +14,21 @@ from cloud_hub.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["ingest"], ["migrate"], ["validate"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["serve"],
+        ["ingest"],
+        ["migrate"],
+        ["validate"],
+        ["user"],
+        ["user", "add"],
+        ["user", "list"],
+        ["user", "revoke"],
+        ["user", "token"],
+    ],
+)
 def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
 

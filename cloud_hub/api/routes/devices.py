@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from campus_protocol.messages import DeviceStatus
-from cloud_hub.api.deps import NowDep, SessionDep, SettingsDep
+from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from cloud_hub.api.schemas import DevicePublic, DevicesPublic, IdQuery, RoomRef, ValuePublic
 from cloud_hub.db import devices, telemetry
 from cloud_hub.db.models import Device, LatestValue
@@ -35,6 +35,7 @@ def to_public(device: Device, values: list[LatestValue], *, status: DeviceStatus
 @router.get("", response_model=DevicesPublic)
 def list_devices(
     session: SessionDep,
+    user: CurrentUser,
     settings: SettingsDep,
     now: NowDep,
     school_id: IdQuery = None,
@@ -42,7 +43,9 @@ def list_devices(
     profile: IdQuery = None,
 ) -> DevicesPublic:
     """Devices with their status (``unknown`` while the gateway is offline) and latest values."""
-    rows = devices.list_devices(session, school_id=school_id, profile=profile)
+    rows = devices.list_devices(
+        session, scope=user.scope, school_id=school_id, profile=profile
+    )
     values = telemetry.latest_values(session, device_ids=(d.id for d in rows))
     data = []
     for device in rows:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
 
-from cloud_hub.api.deps import NowDep, SessionDep, SettingsDep
+from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from cloud_hub.api.schemas import (
     DeviceCounts,
     DistrictRef,
@@ -54,13 +54,14 @@ def to_public(
 @router.get("", response_model=SchoolsPublic)
 def list_schools(
     session: SessionDep,
+    user: CurrentUser,
     settings: SettingsDep,
     now: NowDep,
     district_id: IdQuery = None,
     status: SchoolStatus | None = None,
 ) -> SchoolsPublic:
     """Schools with their gateway, device counts and online | degraded | offline status."""
-    views = topology.list_schools(session, district_id=district_id)
+    views = topology.list_schools(session, scope=user.scope, district_id=district_id)
     schools = [to_public(v, now=now, offline_after_s=settings.offline_after_s) for v in views]
     if status is not None:
         schools = [s for s in schools if s.status is status]
@@ -70,11 +71,12 @@ def list_schools(
 @router.get("/{school_id}", response_model=SchoolPublic)
 def get_school(
     session: SessionDep,
+    user: CurrentUser,
     settings: SettingsDep,
     now: NowDep,
     school_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")],
 ) -> SchoolPublic:
-    view = topology.get_school(session, school_id=school_id)
+    view = topology.get_school(session, school_id=school_id, scope=user.scope)
     if view is None:
         raise HTTPException(status_code=404, detail=f"school {school_id!r} not found")
     return to_public(view, now=now, offline_after_s=settings.offline_after_s)

@@ -1,0 +1,148 @@
+"""Tier-scoped reads: every route shows a district operator its district, a technician its school,
+and answers 404 (not 403) for what is out of scope, so ids do not leak."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from campus_protocol import EventState
+from cloud_hub.api.deps import get_now
+from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
+from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.settings import HubSettings
+from tests.auth_support import bearer, make_user
+from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
+
+NOW = T0 + timedelta(seconds=5)
+SOUTH = SITE.model_copy(
+    update={"district_id": "d-south", "district_name": "South", "school_id": "s-2"}
+)
+OTHER_CITY = SITE.model_copy(
+    update={"city_id": "city-2", "district_id": "d-far", "school_id": "s-9"}
+)
+#: words that only the south district's (or another city's) data contains
+SOUTH_MARKERS = ("s-2", "gw-2", "d-south", "South", "s-9", "gw-9", "d-far")
+
+USERS = {
+    "admin": (Role.CITY_ADMIN, "city:city-1"),
+    "north-ops": (Role.DISTRICT_OPERATOR, "district:d-north"),
+    "s1-tech": (Role.SCHOOL_TECHNICIAN, "school:s-1"),
+    "north-viewer": (Role.VIEWER, "district:d-north"),
+}
+
+
+@pytest.fixture
+def app(
+    database_url: str, engine: Engine, sessions: sessionmaker[Session], worker: IngestWorker
+) -> FastAPI:
+    """Three schools with a device and an active alert each: s-1 (north), s-2 (south), s-9 (in
+    another city)."""
+    for node, site in (("gw-1", SITE), ("gw-2", SOUTH), ("gw-9", OTHER_CITY)):
+        worker.process(*heartbeat(node, seq=1, site=site, devices=[device_health()]), now=T0)
+        worker.process(*telemetry(node, seq=2, points={"co2": stats(1500, unit="ppm")}))
+        worker.process(*event(node, seq=3, state=EventState.RAISED))
+    app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
+    app.dependency_overrides[get_now] = lambda: NOW
+    return app
+
+
+@pytest.fixture
+def tokens(app: FastAPI, sessions: sessionmaker[Session]) -> dict[str, str]:
+    return {name: make_user(sessions, name, *spec, now=T0) for name, spec in USERS.items()}
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+def read_routes(app: FastAPI) -> list[str]:
+    """Every GET route of the API with its query filters pointed at the south district."""
+    urls = []
+    for path, methods in app.openapi()["paths"].items():
+        if "get" not in methods or not path.startswith("/api/"):
+            continue
+        params = {p["name"] for p in methods["get"].get("parameters", []) if p["in"] == "query"}
+        query = "&".join(
+            f"{name}={value}"
+            for name, value in (("school_id", "s-2"), ("district_id", "d-south"))
+            if name in params
+        )
+        urls.append(path.replace("{school_id}", "s-2") + (f"?{query}" if query else ""))
+        if query:
+            urls.append(path)
+    return urls
+
+
+@pytest.mark.parametrize("user", ["north-ops", "s1-tech", "north-viewer"])
+def test_no_read_route_shows_a_scoped_user_anything_of_another_district(
+    app: FastAPI, client: TestClient, tokens: dict[str, str], user: str
+) -> None:
+    routes = read_routes(app)
+    assert "/api/v1/schools/s-2" in routes and "/api/v1/alerts?school_id=s-2" in routes
+
+    for url in routes:
+        response = client.get(url, headers=bearer(tokens[user]))
+        assert response.status_code in (200, 403, 404), (url, response.status_code)
+        echoed = response.text if response.status_code == 200 else ""  # a 404 names what was asked
+        leaked = [marker for marker in SOUTH_MARKERS if marker in echoed]
+        assert not leaked, f"{user} GET {url} leaked {leaked}: {response.text[:300]}"
+
+
+def test_out_of_scope_school_is_404_exactly_like_an_unknown_one(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    ops = bearer(tokens["north-ops"])
+
+    south = client.get("/api/v1/schools/s-2", headers=ops)
+    unknown = client.get("/api/v1/schools/s-404", headers=ops)
+
+    assert south.status_code == unknown.status_code == 404
+    assert south.json()["detail"].replace("s-2", "X") == unknown.json()["detail"].replace(
+        "s-404", "X"
+    )
+    assert client.get("/api/v1/schools/s-1", headers=ops).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("user", "schools", "alerts"),
+    [
+        ("admin", ["s-1", "s-2"], 4),  # its city only: s-9 is in city-2
+        ("north-ops", ["s-1"], 2),
+        ("s1-tech", ["s-1"], 2),
+        ("north-viewer", ["s-1"], 2),
+    ],
+)
+def test_each_role_sees_exactly_its_tier(
+    client: TestClient, tokens: dict[str, str], user: str, schools: list[str], alerts: int
+) -> None:
+    headers = bearer(tokens[user])
+
+    listed = client.get("/api/v1/schools", headers=headers).json()
+    devices = client.get("/api/v1/devices", headers=headers).json()
+    active = client.get("/api/v1/alerts", headers=headers).json()
+
+    assert [s["id"] for s in listed["data"]] == schools
+    assert sorted({d["school_id"] for d in devices["data"]}) == schools
+    assert active["count"] == alerts == len(active["data"])
+    assert {a["school_id"] for a in active["data"]} == set(schools)
+
+
+def test_the_status_page_shows_only_the_users_schools(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    client.cookies.set("campus_token", tokens["s1-tech"])
+
+    page = client.get("/")
+
+    assert page.status_code == 200
+    assert "s-1" in page.text and "s-2" not in page.text

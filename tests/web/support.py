@@ -55,6 +55,7 @@ class ServedHub:
 
     app: FastAPI
     port: int = 0
+    token: str = ""  # a bearer token the test signed in with, when it made one
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 

@@ -6,15 +6,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import BrowserContext, expect
 
 from campus_protocol import DeviceStatus, EventState
 from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from device_profiles.loader import load_profiles
+from tests.auth_support import PASSWORD, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
 from tests.web.support import LoopThread, ServedHub, WatchedPage, serving
 
@@ -35,11 +37,35 @@ def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> It
     worker.process(*telemetry(seq=2, points={"co2": stats(1200, unit="ppm")}))
     worker.process(*event(seq=3, state=EventState.RAISED))
     worker.process(*heartbeat("gw-2", seq=1, site=SITE_2), now=T0 - timedelta(minutes=10))
+    token = make_user(make_sessionmaker(engine), "admin", Role.CITY_ADMIN, "city:city-1", now=T0)
     engine.dispose()
     app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
     app.dependency_overrides[get_now] = lambda: T0 + timedelta(seconds=5)
     with serving(loop_thread, app) as served:
+        served.token = token
         yield served
+
+
+@pytest.fixture(autouse=True)
+def signed_in(request: pytest.FixtureRequest, hub: ServedHub, context: BrowserContext) -> None:
+    """The browser holds the admin's session cookie, as after signing in at /login."""
+    if "signed_out" not in request.keywords:
+        context.add_cookies([{"name": "campus_token", "value": hub.token, "url": hub.url}])
+
+
+@pytest.mark.signed_out
+def test_a_signed_out_visitor_is_sent_to_the_login_page_and_signs_in(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/")
+    page.page.wait_for_url(f"{hub.url}/login")
+
+    page.page.fill("input[name=username]", "admin")
+    page.page.fill("input[name=password]", PASSWORD)
+    page.page.click("button")
+
+    page.page.wait_for_url(f"{hub.url}/")
+    expect(page.page.locator("#tree a.school")).to_have_count(2)
 
 
 def test_city_tree_lists_problem_schools_first_with_their_status_colours(

@@ -16,6 +16,10 @@ async function request(method, path, body) {
     headers: body === undefined ? {} : { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  if (response.status === 401) {
+    // not signed in, or the token expired or was revoked: sign in, then come back to /
+    location.href = "/login";
+  }
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail ?? detail; } catch { /* not JSON */ }

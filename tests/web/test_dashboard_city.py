@@ -18,7 +18,7 @@ from cloud_hub.settings import HubSettings
 from device_profiles.loader import load_profiles
 from tests.auth_support import PASSWORD, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
-from tests.web.support import LoopThread, ServedHub, WatchedPage, serving
+from tests.web.support import LoopThread, ServedHub, WatchedPage, serving, sign_in
 
 SITE_2 = SITE.model_copy(
     update={"district_id": "d-south", "district_name": "South", "school_id": "s-2",
@@ -50,7 +50,7 @@ def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> It
 def signed_in(request: pytest.FixtureRequest, hub: ServedHub, context: BrowserContext) -> None:
     """The browser holds the admin's session cookie, as after signing in at /login."""
     if "signed_out" not in request.keywords:
-        context.add_cookies([{"name": "campus_token", "value": hub.token, "url": hub.url}])
+        sign_in(context, hub)
 
 
 @pytest.mark.signed_out

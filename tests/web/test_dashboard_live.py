@@ -11,19 +11,23 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import BrowserContext, expect
 
 from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
 from cloud_hub.broker import MosquittoBroker
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
 from simulators.faults import Fault, FaultKind
 from simulators.fleet import RunningFleet, plan_city
+from tests.auth_support import make_user
 from tests.e2e.support import agent_settings, serve_school
-from tests.web.support import LoopThread, ServedHub, WatchedPage, serving
+from tests.web.support import LoopThread, ServedHub, WatchedPage, serving, sign_in
 
 POLL = "?poll=1"
 #: the hub calls a gateway offline after this long without a heartbeat (the agent beats every 1 s)
@@ -64,6 +68,13 @@ def school(
         development=True,
     )
     agent_config = agent_settings(plan, fleet, broker, workdir / "agent")
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    city = f"city:{plan.city_id}"
+    token = make_user(
+        make_sessionmaker(engine), "admin", Role.CITY_ADMIN, city, now=datetime.now(UTC)
+    )
+    engine.dispose()
 
     async def start_agent() -> tuple[Agent, asyncio.Task[None]]:
         agent = Agent(agent_config, load_profiles())  # its outbox belongs to the loop's thread
@@ -71,6 +82,7 @@ def school(
 
     try:
         with serving(loop_thread, create_app(settings, profiles=load_profiles())) as hub:
+            hub.token = token
             agent, running = loop_thread.run(start_agent())
             try:
                 yield LiveSchool(hub=hub, fleet=fleet, school_id=school_id)
@@ -80,6 +92,11 @@ def school(
     finally:
         loop_thread.run(fleet.stop())
         broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def signed_in(school: LiveSchool, context: BrowserContext) -> None:
+    sign_in(context, school.hub)
 
 
 def test_city_view_shows_the_school_online_and_its_orange_gas_alert(

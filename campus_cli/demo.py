@@ -122,6 +122,8 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         api = f"http://127.0.0.1:{options.port}"
         admin = make_demo_admin(options.database_url, options.plan.city_id)
         _start_hub(supervisor, broker, options)
+        # the hub's persistent session must exist before any gateway publishes
+        await _until_stopped(stop, _wait_until_subscribed(api, supervisor))
         for school in options.plan.schools:
             config = _write_agent_config(school, fleet, broker, options)
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
@@ -216,6 +218,22 @@ async def _fetch_schools(client: httpx.AsyncClient, api: str, token: str) -> lis
     response.raise_for_status()
     data: list[dict[str, Any]] = response.json()["data"]
     return data
+
+
+async def _wait_until_subscribed(api: str, supervisor: Supervisor, timeout_s: float = 60.0) -> None:
+    """Wait until the hub's ingest is subscribed to the broker (its ``/healthz`` says so)."""
+    deadline = wall.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while wall.monotonic() < deadline:
+            _raise_if_a_child_died(supervisor)
+            with contextlib.suppress(httpx.HTTPError):
+                response = await client.get(f"{api}/healthz", timeout=2)
+                if response.json().get("ingest") == "subscribed":
+                    return
+            await asyncio.sleep(0.2)
+    raise DemoError(
+        f"the hub did not subscribe to the broker within {timeout_s:.0f} s; see the logs"
+    )
 
 
 async def _wait_until_online(

@@ -14,9 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from campus_config import ConfigError
+from campus_mqtt import make_client
 from cloud_hub.auth.cli import app as user_app
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
-from cloud_hub.ingest.worker import IngestWorker, make_client
+from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
+from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings, load_hub_settings
 
 app = typer.Typer(
@@ -136,7 +138,7 @@ def ingest_command(
     broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
 ) -> None:
-    """Run only the ingest worker (scale out with share_group and one client_id per worker)."""
+    """Run only the ingest worker (scale out with share_group and one MQTT username per worker)."""
     settings = _load(
         config,
         database_url=database_url,
@@ -153,11 +155,13 @@ def ingest_command(
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite":
         create_schema(engine)
-    worker = IngestWorker(
-        make_sessionmaker(engine), broker=settings.broker, share_group=settings.share_group
+    consumer = IngestConsumer(
+        IngestWorker(make_sessionmaker(engine)),
+        settings.broker,
+        share_group=settings.share_group,
     )
     try:
-        asyncio.run(worker.run())
+        asyncio.run(consumer.run())
     except KeyboardInterrupt:
         pass
     finally:
@@ -230,7 +234,12 @@ def _check_broker(settings: HubSettings) -> bool:
     where = f"{broker.host}:{broker.port} as {broker.username}"
 
     async def connect() -> None:
-        async with make_client(broker, identifier=f"{broker.client_id}-validate", persistent=False):
+        # the broker forces client id = username: connect as a persistent session, so a hub
+        # running under this username only reconnects and its queued messages are kept
+        client = make_client(
+            broker_endpoint(broker), identifier=broker.client_id or broker.username, persistent=True
+        )
+        async with client:
             pass
 
     try:

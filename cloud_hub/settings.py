@@ -21,14 +21,16 @@ _POSTGRES_SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
 
 
 class BrokerSettings(Section):
-    """The hub broker. ``client_id`` must be stable (persistent session) and unique per worker."""
+    """The hub broker. The client id is the username (the broker enforces it on the gateway
+    listener), so every hub worker connects under its own username; ``client_id`` is only for a
+    listener that does not enforce it (e.g. an internal one for several workers of one user)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = "hub"
     password: SecretStr = SecretStr("")
     tls: TlsSettings | None = None
-    client_id: str = Field(default="campus-hub", min_length=1, max_length=64)
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
 

@@ -1,7 +1,8 @@
 """Hub uplink: drains the outbox to the hub broker at QoS 1, deleting a row only on PUBACK.
 
-One connection at a time, reconnecting with jittered capped backoff (aiomqtt leaves reconnection
-to the caller). On connect it publishes ``State(online=True)`` retained; the broker publishes the
+One connection at a time, reconnecting through ``campus_mqtt.run_reconnecting`` (jittered capped
+back-off; the change is logged, every failure counted).
+On connect it publishes ``State(online=True)`` retained; the broker publishes the
 will, ``State(online=False)`` retained, if the link dies. Every row is wrapped in an envelope at
 send time (``sent_at`` is the send time, ``seq`` the row's); a row that can never be encoded
 (too large, invalid body) is discarded and counted with a reason instead of blocking the queue.
@@ -17,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 from collections import Counter
 
 import aiomqtt
 from pydantic import ValidationError
 
+from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
@@ -57,20 +58,32 @@ class HubUplink:
         self.outbox = outbox
         self.max_in_flight = max_in_flight
         self.live_share = live_share
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = reconnect_max_s
         self.publish_timeout_s = publish_timeout_s
         self.max_message_bytes = max_message_bytes
-        self.connected = False
-        self.last_error: BaseException | None = None
         self.published: Counter[str] = Counter()
         self.discarded: Counter[str] = Counter()
-        self.failed = 0
-        self._rng = rng or random.Random()
+        self.backoff = Backoff(reconnect_min_s, reconnect_max_s, rng or random.Random())
+        self.link = LinkState(
+            f"hub uplink {hub.host}:{hub.port}",
+            on_change=lambda connected: UPLINK_CONNECTED.set(1 if connected else 0),
+            on_failure=lambda error_type: UPLINK_FAILURES.labels(error_type).inc(),
+        )
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._grace_s = 0.0
-        self._failing = False
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self.link.last_error
+
+    @property
+    def failed(self) -> int:
+        """Failed connection attempts and lost connections so far."""
+        return self.link.failures
 
     def wake(self) -> None:
         """Tell the uplink new rows are waiting."""
@@ -78,23 +91,17 @@ class HubUplink:
 
     async def run(self) -> None:
         """Connect, publish online state, drain the outbox; reconnect on failure until closed."""
-        attempt = 0
-        while not self._stop.is_set():
-            try:
-                async with self._client() as client:
-                    self._set_connected(True)
-                    attempt = 0
-                    await self._publish_state(client, online=True)
-                    await self._drain(client)
-                    await self._publish_state(client, online=False)
-                    self._set_connected(False)
-                    return
-            except aiomqtt.MqttError as exc:
-                self._set_connected(False, exc)
-            attempt += 1
-            delay = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** min(attempt - 1, 16))
-            await self._sleep_unless_stopping(delay * self._rng.uniform(0.5, 1.0))
-        self._set_connected(False)
+        await run_reconnecting(
+            self._session, link=self.link, backoff=self.backoff, stopping=self._stop
+        )
+
+    async def _session(self) -> bool:
+        async with self._client() as client:
+            self.link.up()
+            await self._publish_state(client, online=True)
+            await self._drain(client)
+            await self._publish_state(client, online=False)
+        return True
 
     def close(self, grace_s: float = 5.0) -> None:
         """Ask ``run()`` to drain for up to ``grace_s``, publish offline state and return."""
@@ -109,26 +116,19 @@ class HubUplink:
             seq=self.outbox.next_seq(),
             body=State(online=False),
         )
-        tls = None
-        if self.hub.tls is not None:
-            tls = ssl.create_default_context(cafile=str(self.hub.tls.ca_file))
-            if self.hub.tls.cert_file is not None:
-                tls.load_cert_chain(
-                    str(self.hub.tls.cert_file),
-                    str(self.hub.tls.key_file) if self.hub.tls.key_file else None,
-                )
-        return aiomqtt.Client(
-            self.hub.host,
-            self.hub.port,
+        endpoint = BrokerEndpoint(
+            host=self.hub.host,
+            port=self.hub.port,
             username=self.hub.username or self.node,
             password=self.hub.password.get_secret_value() or None,
-            identifier=self.node,
-            will=aiomqtt.Will(
-                uplink_topic(self.node, MessageKind.STATE), codec.encode(will), qos=1, retain=True
-            ),
-            keepalive=self.hub.keepalive_s,
-            timeout=self.publish_timeout_s,
-            tls_context=tls,
+            tls=self.hub.tls,
+            keepalive_s=self.hub.keepalive_s,
+        )
+        will_message = aiomqtt.Will(
+            uplink_topic(self.node, MessageKind.STATE), codec.encode(will), qos=1, retain=True
+        )
+        return make_client(
+            endpoint, identifier=self.node, will=will_message, timeout_s=self.publish_timeout_s
         )
 
     async def _publish_state(self, client: aiomqtt.Client, *, online: bool) -> None:
@@ -219,27 +219,6 @@ class HubUplink:
         log.error("outbox seq %d (%s) discarded: %s", row.seq, row.kind.value, exc)
         self.outbox.discard(row, reason)
         self.discarded[reason] += 1
-
-    def _set_connected(self, connected: bool, exc: BaseException | None = None) -> None:
-        """Log the change (error when it starts failing, info on recovery), count every failure."""
-        if exc is not None:
-            self.failed += 1
-            self.last_error = exc
-            UPLINK_FAILURES.labels("connection_lost" if self.connected else "connect").inc()
-            if not self._failing:
-                log.error("hub uplink %s:%d failing: %s", self.hub.host, self.hub.port, exc)
-                self._failing = True
-        elif connected and not self.connected:
-            log.info(
-                "hub uplink %s to %s:%d",
-                "recovered, connected" if self._failing else "connected",
-                self.hub.host,
-                self.hub.port,
-            )
-            self._failing = False
-            self.last_error = None
-        self.connected = connected
-        UPLINK_CONNECTED.set(1 if connected else 0)
 
     async def _sleep_unless_stopping(self, delay: float) -> None:
         try:

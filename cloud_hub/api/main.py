@@ -13,6 +13,7 @@ from cloud_hub.api.routes import alerts, audit, auth, devices, schools, system
 from cloud_hub.api.routes.web import add_web
 from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from device_profiles.schema import Profile
@@ -42,13 +43,12 @@ def create_app(
         app.state.jwt_verifier = jwt_verifier(settings)
         task: asyncio.Task[None] | None = None
         if run_ingest:
-            app.state.worker = IngestWorker(
-                app.state.sessions,
-                broker=settings.broker,
+            app.state.ingest = IngestConsumer(
+                IngestWorker(app.state.sessions, profiles=profiles),
+                settings.broker,
                 share_group=settings.share_group,
-                profiles=profiles,
             )
-            task = asyncio.create_task(app.state.worker.run(), name="hub-ingest")
+            task = asyncio.create_task(app.state.ingest.run(), name="hub-ingest")
         try:
             yield
         finally:

@@ -59,9 +59,8 @@ def _statements(dialect: str) -> tuple[Executable, Executable]:
     """The window insert and the latest-value upsert, built once per dialect so their compiled
     form is cached (a ``.values([...])`` multi-row insert is compiled on every call); executed
     with one parameter set per point (DB-API executemany)."""
-    windows = (
-        insert_for(dialect, TelemetryWindow)
-        .on_conflict_do_nothing(index_elements=["device_id", "window_start", "point"])
+    windows = insert_for(dialect, TelemetryWindow).on_conflict_do_nothing(
+        index_elements=["device_id", "window_start", "point"]
     )
     latest = insert_for(dialect, LatestValue)
     latest = latest.on_conflict_do_update(

@@ -1,18 +1,15 @@
-"""Hub ingest: consume uplink messages and store each one as accepted, duplicate, rejected or kept.
+"""Hub ingest: store uplink messages, each one ending accepted, duplicate, rejected or kept.
 
 ``IngestWorker.process_batch`` is the whole pipeline for a batch (parse topic -> decode -> dedupe ->
 store): one transaction, one SAVEPOINT per message, so a message that fails to store is rolled back
-alone. It does no network I/O, so tests drive it directly (``process`` is a batch of one). ``run``
-feeds it from the hub broker in batches of what is already queued: QoS 1, persistent session under
-a stable client id, reconnect with backoff.
+alone. It does no network I/O, so tests drive it directly (``process`` is a batch of one);
+``cloud_hub.ingest.consumer`` feeds it from the hub broker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import operator
-import random
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import aiomqtt
 from prometheus_client import Counter
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +33,6 @@ from campus_protocol import (
     Telemetry,
     TelemetryBatch,
     decode,
-    hub_subscription,
     parse_topic,
 )
 from campus_protocol.topics import Direction
@@ -47,7 +42,6 @@ from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
 from cloud_hub.ingest.dedupe import claim
 from cloud_hub.ingest.view import BatchView, DeviceKey
-from cloud_hub.settings import BrokerSettings
 from device_profiles.loader import load_profiles
 from device_profiles.rules import RuleSite
 from device_profiles.schema import Comparison, Profile
@@ -69,10 +63,7 @@ COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
     Comparison.EQ: operator.eq,
     Comparison.NE: operator.ne,
 }
-_MIN_BACKOFF_S = 0.5
-_MAX_BACKOFF_S = 30.0
 _LOG_EVERY_S = 10.0
-MAX_BATCH = 200
 
 
 class OutcomeStatus(StrEnum):
@@ -118,23 +109,16 @@ class IngestWorker:
         self,
         session_factory: sessionmaker[Session],
         *,
-        broker: BrokerSettings | None = None,
-        share_group: str | None = None,
         profiles: Mapping[str, Profile] | None = None,
-        max_batch: int = MAX_BATCH,
     ) -> None:
         self._sessions = session_factory
-        self.broker = broker or BrokerSettings()
-        self._share_group = share_group
         self.profiles: Mapping[str, Profile] = profiles if profiles is not None else load_profiles()
-        self.max_batch = max_batch
         self.accepted = 0
         self.duplicates = 0
         self.rejected = 0
         self.kept = 0
         self.rejections: Tally[str] = Tally()  # by reason
         self.rejected_windows: Tally[str] = Tally()  # windows skipped inside stored batches
-        self.connected = asyncio.Event()
         self._last_logged: dict[str, float] = {}
         self._device_ids: dict[DeviceKey, int] = {}
         self._gateways: dict[str, bool] = {}
@@ -405,74 +389,3 @@ class IngestWorker:
                 outcome.kind,
                 outcome.detail,
             )
-
-    # -- the broker loop -----------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Consume the hub subscription until cancelled, reconnecting with jittered backoff."""
-        delay = _MIN_BACKOFF_S
-        failing = False
-        while True:
-            try:
-                async with make_client(self.broker, identifier=self.broker.client_id) as client:
-                    await client.subscribe(hub_subscription(self._share_group), qos=1)
-                    if failing:
-                        log.info(
-                            "hub broker %s:%s: reconnected", self.broker.host, self.broker.port
-                        )
-                    failing, delay = False, _MIN_BACKOFF_S
-                    self.connected.set()
-                    async for message in client.messages:
-                        batch = [_as_pair(message)]  # and what is queued already:
-                        while len(batch) < self.max_batch and len(client.messages) > 0:
-                            batch.append(_as_pair(await anext(client.messages)))
-                        await self._handle(batch)
-            except aiomqtt.MqttError as exc:
-                self.connected.clear()
-                if not failing:
-                    log.error("hub broker %s:%s: %s", self.broker.host, self.broker.port, exc)
-                failing = True
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, _MAX_BACKOFF_S)
-
-    async def _handle(self, batch: list[tuple[str, bytes]]) -> None:
-        """Process ``batch`` off the event loop; retry the kept messages, in order, with backoff."""
-        delay = _MIN_BACKOFF_S
-        while batch:
-            outcomes = await asyncio.to_thread(self.process_batch, batch)
-            kept = OutcomeStatus.KEPT
-            batch = [m for m, o in zip(batch, outcomes, strict=True) if o.status is kept]
-            if batch:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_S)
-
-
-def make_client(
-    broker: BrokerSettings, *, identifier: str, persistent: bool = True
-) -> aiomqtt.Client:
-    """A client for the hub broker; ``persistent`` keeps the session (and queued QoS 1 messages)."""
-    tls = None
-    if broker.tls is not None:
-        tls = aiomqtt.TLSParameters(
-            ca_certs=str(broker.tls.ca_file),
-            certfile=str(broker.tls.cert_file) if broker.tls.cert_file else None,
-            keyfile=str(broker.tls.key_file) if broker.tls.key_file else None,
-        )
-    return aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=broker.username,
-        password=broker.password.get_secret_value() or None,
-        identifier=identifier,
-        clean_session=not persistent,
-        keepalive=broker.keepalive_s,
-        tls_params=tls,
-        timeout=10,
-    )
-
-
-def _as_pair(message: aiomqtt.Message) -> tuple[str, bytes]:
-    payload = message.payload
-    if isinstance(payload, bytes | bytearray):
-        return str(message.topic), bytes(payload)
-    return str(message.topic), str(payload).encode() if payload is not None else b""

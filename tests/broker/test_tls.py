@@ -12,6 +12,7 @@ from campus_protocol import MessageKind, hub_subscription, uplink_topic
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.certs import make_dev_certificates
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings
 from cloud_hub.settings import TlsSettings as HubTlsSettings
@@ -96,16 +97,17 @@ async def test_an_agent_uplink_reaches_the_hub_ingest_worker_over_tls(
     assert mosquitto_broker.ca_file is not None
     engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
     create_schema(engine)
-    worker = IngestWorker(
-        make_sessionmaker(engine),
-        broker=BrokerSettings(
+    worker = IngestWorker(make_sessionmaker(engine))
+    consumer = IngestConsumer(
+        worker,
+        BrokerSettings(
             host=mosquitto_broker.host,
             port=mosquitto_broker.port,
             password=mosquitto_broker.hub_password,
             tls=HubTlsSettings(ca_file=mosquitto_broker.ca_file),
         ),
     )
-    ingest = asyncio.create_task(worker.run())
+    ingest = asyncio.create_task(consumer.run())
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     uplink = HubUplink(
         "gw-1",
@@ -119,7 +121,7 @@ async def test_an_agent_uplink_reaches_the_hub_ingest_worker_over_tls(
     )
     sending = asyncio.create_task(uplink.run())
     try:
-        await asyncio.wait_for(worker.connected.wait(), 5)
+        await asyncio.wait_for(consumer.connected.wait(), 5)
         async with asyncio.timeout(5):
             while worker.accepted < 1:  # noqa: ASYNC110 (the uplink's "online" state)
                 await asyncio.sleep(0.05)

@@ -17,7 +17,9 @@ GOOD = {
     "live": {"state": "live", "bitrate_kbps": 4000},
     "tracking": {"online": False},
     "cameras": {
-        "teacher": {"online": True}, "student": {"online": True}, "board": {"online": False},
+        "teacher": {"online": True},
+        "student": {"online": True},
+        "board": {"online": False},
     },
     "audio": {"level_dbfs": -18.5},
 }

@@ -117,6 +117,39 @@ def test_ingest_workers_scale_out_through_a_shared_subscription_with_distinct_cl
     assert "CAMPUS_HUB_BROKER__CLIENT_ID=hub-ingest-$$(hostname)" in " ".join(ingest["entrypoint"])
 
 
+def listeners(conf: str) -> dict[str, list[str]]:
+    """Mosquitto config lines by listener port ("" for the global section)."""
+    by_port: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in conf.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("listener "):
+            current = line.split()[1]
+            by_port[current] = []
+        else:
+            by_port[current].append(line)
+    return by_port
+
+
+def test_the_deployed_broker_binds_client_ids_to_usernames_and_persists_promptly():
+    from cloud_hub.broker import persistence_lines
+
+    conf = listeners((DEPLOY / "mosquitto" / "mosquitto.conf").read_text())
+    assert "use_username_as_clientid true" in conf["8883"], "a gateway could take another's id"
+    assert "use_username_as_clientid true" not in conf["8884"], "hub workers need own client ids"
+    assert "acl_file /mosquitto/config/site-acl" in conf["1883"]
+    persistence = persistence_lines("/mosquitto/data")
+    assert [line for line in conf[""] if line in persistence] == persistence
+
+
+def test_hub_processes_use_the_internal_hub_listener_and_gateways_the_published_one(compose):
+    hub_env = compose["services"]["hub"]["environment"]
+    assert hub_env["CAMPUS_HUB_BROKER__PORT"] == "8884"
+    assert "8884" not in " ".join(compose["services"]["broker"]["ports"])
+
+
 def test_only_the_tls_listener_of_the_broker_is_published(compose):
     assert compose["services"]["broker"]["ports"] == ["8883:8883"]
 

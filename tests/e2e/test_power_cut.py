@@ -61,6 +61,7 @@ from campus_protocol import Envelope, Health, MessageKind, State, Telemetry, dec
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import Device, Gateway, SeenSeq, TelemetryWindow
+from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker, Outcome, OutcomeStatus
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from edge_agent.app import OUTBOX_FILE
@@ -266,16 +267,17 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
     engine = make_engine(f"sqlite:///{tmp_path / 'hub.db'}")
     create_schema(engine)
     sessions = make_sessionmaker(engine)
-    worker = RecordingIngestWorker(
-        sessions,
-        broker=BrokerSettings(
+    worker = RecordingIngestWorker(sessions)
+    consumer = IngestConsumer(
+        worker,
+        BrokerSettings(
             host=hub_broker.host,
             port=hub_broker.port,
             password=hub_broker.hub_password,
             tls=TlsSettings(ca_file=hub_broker.ca_file),
         ),
     )
-    ingest = asyncio.create_task(worker.run())
+    ingest = asyncio.create_task(consumer.run())
 
     def agent_log() -> str:
         return "agent log (tail):\n" + "\n".join(log.read_text().splitlines()[-30:])
@@ -292,7 +294,7 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         return check
 
     try:
-        await asyncio.wait_for(worker.connected.wait(), 10)
+        await asyncio.wait_for(consumer.connected.wait(), 10)
 
         # agent 1 delivers windows
         agent_1 = start_agent(config, log, spawned)

@@ -22,6 +22,7 @@ from cloud_hub.auth.roles import Role
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
 from device_profiles.loader import load_profiles
@@ -85,17 +86,18 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     engine = make_engine(database_url)
     create_schema(engine)
     sessions = make_sessionmaker(engine)
-    worker = IngestWorker(
-        sessions,
-        broker=BrokerSettings(
+    worker = IngestWorker(sessions)
+    consumer = IngestConsumer(
+        worker,
+        BrokerSettings(
             host=school.broker.host,
             port=school.broker.port,
             password=school.broker.hub_password,
             tls=TlsSettings(ca_file=school.broker.ca_file),
         ),
     )
-    ingest = asyncio.create_task(worker.run())
-    await asyncio.wait_for(worker.connected.wait(), 10)
+    ingest = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(consumer.connected.wait(), 10)
 
     config = agent_settings(school.plan, school.fleet, school.broker, tmp_path / "agent")
     agent = Agent(config, load_profiles())

@@ -53,9 +53,13 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def hub_listener(broker: MosquittoBroker) -> AsyncIterator[list[Envelope]]:
-    """Subscribe as the hub; yields the list that received envelopes are appended to."""
+    """Subscribe as the hub (persistent session, like the real hub: messages published while it
+    is away are queued for it); yields the list that received envelopes are appended to."""
     received: list[Envelope] = []
-    async with hub_port_client(broker, broker.hub_username) as hub:
+    hub_client = hub_port_client(
+        broker, broker.hub_username, identifier=broker.hub_username, clean_session=False
+    )
+    async with hub_client as hub:
         await hub.subscribe(hub_subscription(), qos=1)
 
         async def collect() -> None:

@@ -75,6 +75,8 @@ async def test_rows_stay_in_the_outbox_until_the_broker_acknowledges_them(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3")
+    async with hub_listener(mosquitto_broker):
+        pass  # the hub's session exists before any gateway publishes
     mosquitto_broker.stop()
     uplink = HubUplink(
         "gw-1", hub_settings(mosquitto_broker), outbox, reconnect_min_s=0.1, reconnect_max_s=0.3

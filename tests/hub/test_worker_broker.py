@@ -15,13 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from device_profiles.schema import Profile
 from tests.broker_support import hub_port_client
 from tests.hub.builders import T0, stats, telemetry
 
-WorkerFactory = Callable[[], contextlib.AbstractAsyncContextManager[IngestWorker]]
+WorkerFactory = Callable[[], contextlib.AbstractAsyncContextManager[IngestConsumer]]
 
 
 @pytest.fixture
@@ -37,24 +38,23 @@ def start_worker(
     sqlite_sessions: sessionmaker[Session],
     profiles: dict[str, Profile],
 ) -> WorkerFactory:
-    """Run a worker as user "hub" (over TLS) with a stable client id until the context exits."""
+    """Run a consumer as user "hub" (over TLS; client id = username) until the context exits."""
     assert mosquitto_broker.ca_file is not None
     broker = BrokerSettings(
         host=mosquitto_broker.host,
         port=mosquitto_broker.port,
         username=mosquitto_broker.hub_username,
         password=mosquitto_broker.hub_password,
-        client_id="hub-test",
         tls=TlsSettings(ca_file=mosquitto_broker.ca_file),
     )
 
     @contextlib.asynccontextmanager
-    async def running() -> AsyncIterator[IngestWorker]:
-        worker = IngestWorker(sqlite_sessions, broker=broker, profiles=profiles)
-        task = asyncio.create_task(worker.run())
+    async def running() -> AsyncIterator[IngestConsumer]:
+        consumer = IngestConsumer(IngestWorker(sqlite_sessions, profiles=profiles), broker)
+        task = asyncio.create_task(consumer.run())
         try:
-            await asyncio.wait_for(worker.connected.wait(), 5)
-            yield worker
+            await asyncio.wait_for(consumer.connected.wait(), 5)
+            yield consumer
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -84,7 +84,8 @@ async def test_telemetry_published_by_a_gateway_lands_in_the_database(
     start_worker: WorkerFactory,
     sqlite_sessions: sessionmaker[Session],
 ) -> None:
-    async with start_worker() as worker:
+    async with start_worker() as consumer:
+        worker = consumer.worker
         await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(640)}))
 
         assert await windows_stored(sqlite_sessions, 1) == 1
@@ -96,12 +97,13 @@ async def test_the_worker_survives_a_broker_restart_and_keeps_ingesting(
     start_worker: WorkerFactory,
     sqlite_sessions: sessionmaker[Session],
 ) -> None:
-    async with start_worker() as worker:
+    async with start_worker() as consumer:
+        worker = consumer.worker
         await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(1)}))
         assert await windows_stored(sqlite_sessions, 1) == 1
 
         mosquitto_broker.restart()
-        await asyncio.wait_for(_reconnected(worker), 15)
+        await asyncio.wait_for(_reconnected(consumer), 15)
         again = telemetry(seq=2, points={"co2": stats(2)}, start=T0 + timedelta(minutes=1))
         await publish_as(mosquitto_broker, "gw-1", again, again)
 
@@ -122,13 +124,13 @@ async def test_messages_published_while_the_worker_is_away_arrive_when_it_return
 
     async with start_worker() as returning:
         assert await windows_stored(sqlite_sessions, 1) == 1
-        assert returning.accepted == 1
+        assert returning.worker.accepted == 1
 
 
-async def _reconnected(worker: IngestWorker) -> None:
-    while worker.connected.is_set():  # noqa: ASYNC110 - polling the worker from outside
+async def _reconnected(consumer: IngestConsumer) -> None:
+    while consumer.connected.is_set():  # noqa: ASYNC110 - polling the consumer from outside
         await asyncio.sleep(0.05)
-    await worker.connected.wait()
+    await consumer.connected.wait()
 
 
 async def _until(condition: Callable[[], bool]) -> None:

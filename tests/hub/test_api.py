@@ -163,7 +163,7 @@ def test_hostile_query_values_get_422_not_500(client: TestClient, url: str) -> N
 
 
 def test_healthz_metrics_docs_and_dashboard(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "role": "regional"}
+    assert client.get("/healthz").json() == {"status": "ok", "role": "regional", "ingest": "off"}
     assert "campus_ingest_messages_total" in client.get("/metrics").text
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/static/vendor/swagger-ui/" in docs.text

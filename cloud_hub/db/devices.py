@@ -69,6 +69,11 @@ def apply_device_health(session: Session, *, gateway_id: str, health: DeviceHeal
     return device
 
 
+def device_keys(session: Session, *, gateway_id: str) -> set[str]:
+    """The keys of every device registered under ``gateway_id``."""
+    return set(session.scalars(select(Device.key).where(Device.gateway_id == gateway_id)))
+
+
 def ensure_device(
     session: Session, *, gateway_id: str, key: str, room: str, profile: str, protocol: str
 ) -> Device:

@@ -40,7 +40,14 @@ from cloud_hub.db import alerts, devices, telemetry, topology
 from cloud_hub.db.alerts import AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
+from cloud_hub.ingest.checks import (
+    IngestLimits,
+    check_device_budget,
+    check_not_future,
+    check_site,
+)
 from cloud_hub.ingest.dedupe import claim
+from cloud_hub.ingest.rejections import Rejected
 from cloud_hub.ingest.view import BatchView, DeviceKey
 from device_profiles.loader import load_profiles
 from device_profiles.rules import RuleSite
@@ -81,16 +88,6 @@ class Outcome:
     detail: str = ""
 
 
-class Rejected(Exception):
-    """A decoded message the hub cannot store; ``reason`` and ``stage`` label the error counter."""
-
-    def __init__(self, reason: str, detail: str, *, stage: str = "processing") -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.stage = stage
-        self.detail = detail
-
-
 @dataclass(frozen=True)
 class _Decoded:
     index: int  # position in the batch
@@ -110,8 +107,10 @@ class IngestWorker:
         session_factory: sessionmaker[Session],
         *,
         profiles: Mapping[str, Profile] | None = None,
+        limits: IngestLimits | None = None,
     ) -> None:
         self._sessions = session_factory
+        self.limits = limits or IngestLimits()
         self.profiles: Mapping[str, Profile] = profiles if profiles is not None else load_profiles()
         self.accepted = 0
         self.duplicates = 0
@@ -205,6 +204,7 @@ class IngestWorker:
         kind = envelope.kind.value
         try:
             with session.begin_nested():
+                check_not_future(envelope.sent_at, now, self.limits, what="sent_at")
                 # state is retained and doubles as the MQTT will: it may repeat a seq legitimately
                 fresh = envelope.kind is MessageKind.STATE or claim(
                     session, node=envelope.node, epoch=envelope.epoch, seq=envelope.seq, at=now
@@ -226,6 +226,11 @@ class IngestWorker:
     def _store(self, session: Session, view: BatchView, envelope: Envelope, now: datetime) -> None:
         body = envelope.body
         if isinstance(body, Health):
+            node = envelope.node
+            check_site(session, node=node, site=body.site, limits=self.limits)
+            reported = {health.device for health in body.devices}
+            new = len(reported - devices.device_keys(session, gateway_id=node))
+            check_device_budget(session, node=node, new_devices=new, limits=self.limits)
             gateway, newest = topology.record_heartbeat(
                 session, node=envelope.node, health=body, sent_at=envelope.sent_at, received_at=now
             )
@@ -240,10 +245,11 @@ class IngestWorker:
             topology.set_gateway_state(session, node=envelope.node, online=body.online, at=now)
             view.gateways[envelope.node] = True
         elif isinstance(body, Telemetry):
-            self._store_telemetry(session, view, envelope.node, body)
+            self._store_telemetry(session, view, envelope.node, body, now)
         elif isinstance(body, TelemetryBatch):
-            self._store_telemetry_batch(session, view, envelope.node, body)
+            self._store_telemetry_batch(session, view, envelope.node, body, now)
         elif isinstance(body, Event):
+            check_not_future(body.at, now, self.limits, what="event time")
             self._store_event(session, view, envelope.node, body)
         # cmdres / reported: nothing to store yet beyond the dedupe claim
 
@@ -262,6 +268,7 @@ class IngestWorker:
             device_id = devices.device_id(session, gateway_id=node, key=body.device)
             if device_id is None:
                 self._ensure_gateway(session, view, node)
+                check_device_budget(session, node=node, new_devices=1, limits=self.limits)
                 device_id = devices.ensure_device(
                     session,
                     gateway_id=node,
@@ -274,8 +281,9 @@ class IngestWorker:
         return device_id
 
     def _store_telemetry(
-        self, session: Session, view: BatchView, node: str, body: Telemetry
+        self, session: Session, view: BatchView, node: str, body: Telemetry, now: datetime
     ) -> None:
+        check_not_future(body.window_end, now, self.limits, what=f"{body.device} window end")
         profile = self.profiles.get(body.profile)
         if profile is None:
             raise Rejected(
@@ -287,14 +295,14 @@ class IngestWorker:
         self._evaluate_rules(session, view, node, profile, body)
 
     def _store_telemetry_batch(
-        self, session: Session, view: BatchView, node: str, batch: TelemetryBatch
+        self, session: Session, view: BatchView, node: str, batch: TelemetryBatch, now: datetime
     ) -> None:
         """Store every window as if it came alone; a window the hub cannot store is counted and
         skipped, the rest are kept. Only a batch with no storable window is rejected."""
         rejected: list[Rejected] = []
         for window in batch.windows:
             try:
-                self._store_telemetry(session, view, node, window)
+                self._store_telemetry(session, view, node, window, now)
             except Rejected as exc:
                 rejected.append(exc)
         if len(rejected) == len(batch.windows):

@@ -40,7 +40,8 @@ def client(
     worker.process(*heartbeat(seq=1, devices=devices), now=T0)
     worker.process(*telemetry(seq=2, points={"co2": stats(1200, unit="ppm")}))
     worker.process(*event(seq=3, state=EventState.RAISED))
-    worker.process(*heartbeat("gw-2", seq=1, site=SITE_2), now=T0 - timedelta(minutes=10))
+    earlier = T0 - timedelta(minutes=10)
+    worker.process(*heartbeat("gw-2", seq=1, site=SITE_2, sent_at=earlier), now=earlier)
 
     app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
     app.dependency_overrides[get_now] = lambda: NOW

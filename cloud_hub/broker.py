@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from campus_protocol.topics import TOPIC_ROOT, validate_node_id
+from cloud_hub.broker_access import merge_password_file, mosquitto_password_hash
 from cloud_hub.certs import DevCertificates, make_dev_certificates
 
 HUB_USERNAME = "hub"
@@ -77,15 +78,10 @@ def persistence_lines(location: Path | str) -> list[str]:
 
 
 def write_password_file(path: Path, users: dict[str, str]) -> None:
-    """Write a hashed Mosquitto password file with ``mosquitto_passwd``."""
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        raise BrokerError("mosquitto_passwd not found: install the Debian package 'mosquitto'")
-    path.write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
-    path.chmod(0o600)
-    result = subprocess.run([tool, "-U", str(path)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BrokerError(f"mosquitto_passwd -U failed: {result.stderr.strip()}")
+    """Set ``users``' passwords (hashed) in a Mosquitto password file; lines of other users (the
+    gateways the hub provisioned) are kept."""
+    granted = {user: mosquitto_password_hash(password) for user, password in users.items()}
+    merge_password_file(path, granted=granted, managed=set())
 
 
 @dataclass
@@ -137,6 +133,16 @@ class MosquittoBroker:
         if self.running:
             self.reload()
         return self._passwords[gateway]
+
+    @property
+    def password_file(self) -> Path:
+        """The hub listener's password file (the hub's gateway provisioning writes here too)."""
+        return self.workdir / "passwd"
+
+    @property
+    def pid_file(self) -> Path:
+        """Holds the running Mosquitto's pid, for whoever must reload it (SIGHUP)."""
+        return self.workdir / "mosquitto.pid"
 
     @property
     def config_path(self) -> Path:
@@ -207,6 +213,7 @@ class MosquittoBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        self.pid_file.write_text(f"{self._process.pid}\n")
         ports = [self.port] + ([self.site_port] if self.site_port else [])
         deadline = time.monotonic() + timeout_s
         while not all(_accepts(self.host, p) for p in ports):

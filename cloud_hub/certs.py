@@ -8,8 +8,10 @@ certificates from the bureau's own CA (see ``deploy/make-dev-certs.sh`` for dock
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +116,49 @@ def _openssl(*args: str) -> None:
     result = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CertificateError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+_CLIENT_EXTENSIONS = """\
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid,issuer
+"""
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A gateway's client certificate and private key (PEM), and the certificate's serial."""
+
+    cert_pem: str
+    key_pem: str
+    serial: str
+
+
+def issue_client_certificate(ca_dir: Path, common_name: str, days: int = 365) -> ClientCertificate:
+    """A client certificate for ``common_name`` (a gateway id) signed by ``ca_dir``'s ``ca.crt`` and
+    ``ca.key``; the key is returned to hand over once and is not kept on the hub."""
+    ca_cert, ca_key = ca_dir / "ca.crt", ca_dir / "ca.key"
+    for path in (ca_cert, ca_key):
+        if not path.is_file():
+            raise CertificateError(f"{path}: missing (ca_dir must hold ca.crt and ca.key)")
+    serial = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="campus-client-cert-") as scratch:
+        work = Path(scratch)
+        (work / "client.ext").write_text(_CLIENT_EXTENSIONS)
+        _openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/O=campus-iot/CN={common_name}",
+            "-keyout", str(work / "client.key"), "-out", str(work / "client.csr"),
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-sha256", "-days", str(days), "-in", str(work / "client.csr"),
+            "-CA", str(ca_cert), "-CAkey", str(ca_key), "-set_serial", f"0x{serial}",
+            "-extfile", str(work / "client.ext"), "-out", str(work / "client.crt"),
+        )  # fmt: skip
+        return ClientCertificate(
+            cert_pem=(work / "client.crt").read_text(),
+            key_pem=(work / "client.key").read_text(),
+            serial=serial,
+        )

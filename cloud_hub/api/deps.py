@@ -1,9 +1,9 @@
 """Typed dependencies for routes: the session, settings, clock, and who is calling.
 
 ``CurrentUser`` authenticates (hub token, session cookie or identity-provider JWT) and answers 401
-otherwise; ``Operator`` also requires a role that may act (not a viewer) and ``CityAdmin`` a city
-administrator, answering 403. Every refusal is written to the audit log. How a route uses them:
-see ``cloud_hub.auth``.
+otherwise. ``Operator`` also requires a role that may act (not a viewer), ``Reviewer`` a city
+administrator or district operator, and ``CityAdmin`` a city administrator; each answers 403.
+Every refusal is written to the audit log. How a route uses them: see ``cloud_hub.auth``.
 """
 
 from __future__ import annotations
@@ -102,6 +102,16 @@ def get_operator(request: Request, user: CurrentUser, now: NowDep) -> Principal:
 
 
 Operator = Annotated[Principal, Depends(get_operator)]
+
+
+def get_reviewer(request: Request, user: CurrentUser, now: NowDep) -> Principal:
+    if user.role not in (Role.CITY_ADMIN, Role.DISTRICT_OPERATOR):
+        deny(request, now=now, status=403, reason="city or district staff only", actor=user)
+    return user
+
+
+Reviewer = Annotated[Principal, Depends(get_reviewer)]
+"""City administrators and district operators: who approves and revokes gateways."""
 
 
 def get_city_admin(request: Request, user: CurrentUser, now: NowDep) -> Principal:

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
 
-from cloud_hub.api.routes import alerts, audit, auth, devices, schools, system
+from cloud_hub.api.routes import alerts, audit, auth, devices, gateways, schools, system
 from cloud_hub.api.routes.web import add_web
 from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.provisioning import Provisioner
 from cloud_hub.settings import HubSettings
 from device_profiles.schema import Profile
 
@@ -41,6 +42,10 @@ def create_app(
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         app.state.jwt_verifier = jwt_verifier(settings)
+        app.state.provisioner = Provisioner(settings.provisioning)
+        if settings.provisioning is not None:
+            with app.state.sessions() as session:
+                app.state.provisioner.sync(session)  # the broker's file follows the registry
         task: asyncio.Task[None] | None = None
         if run_ingest:
             app.state.ingest = IngestConsumer(
@@ -61,7 +66,7 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    for module in (auth, schools, devices, alerts, audit, system):
+    for module in (auth, schools, devices, alerts, gateways, audit, system):
         app.include_router(module.router)
     app.include_router(auth.page_router)
     add_web(app)

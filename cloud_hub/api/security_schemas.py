@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_hub.auth.roles import Role
 
-SchoolId = Annotated[
-    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-]
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
 
 class LoginRequest(BaseModel):
@@ -57,7 +55,9 @@ class AuditPublic(BaseModel):
 class GatewayApproval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    school_id: SchoolId
+    school_id: Id
+    district_id: Id | None = None  # needed only when the school is not known yet
+    school_name: str = Field(default="", max_length=200)
     client_certificate: bool = False
 
 

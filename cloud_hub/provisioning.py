@@ -30,7 +30,11 @@ class AccessState(StrEnum):
 
 
 class ProvisioningError(RuntimeError):
-    """The hub is not set up to provision gateways, or the broker could not be updated."""
+    """The broker's access could not be updated (file or reload failed): try again later."""
+
+
+class NotConfigured(ProvisioningError):
+    """This hub is not set up for what was asked (no provisioning section, no CA)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Provisioner:
 
     def _configured(self) -> ProvisioningSettings:
         if self.settings is None:
-            raise ProvisioningError(
+            raise NotConfigured(
                 "gateway provisioning is not configured (set provisioning.password_file and "
                 "provisioning.pid_file in hub.yaml)"
             )
@@ -98,7 +102,7 @@ class Provisioner:
         certificate = None
         if client_certificate:
             if settings.ca_dir is None:
-                raise ProvisioningError("client certificates need provisioning.ca_dir (the hub CA)")
+                raise NotConfigured("client certificates need provisioning.ca_dir (the hub CA)")
             certificate = issue_client_certificate(settings.ca_dir, gateway_id)
         password = secrets.token_urlsafe(24)
         access = session.get(GatewayAccess, gateway_id)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_hub.auth.roles import Role
+from cloud_hub.auth.models import User
+from cloud_hub.auth.passwords import hash_password
+from cloud_hub.auth.roles import Role, check_role_level
 from cloud_hub.auth.scope import Scope
 from cloud_hub.auth.tokens import issue_token
-from cloud_hub.auth.users import add_user
 
 PASSWORD = "correct horse battery staple"
 
@@ -23,18 +25,27 @@ def make_user(
     now: datetime,
     ttl: timedelta = timedelta(hours=1),
 ) -> str:
-    """Add ``username`` (password ``PASSWORD``) and return a bearer token issued at ``now``."""
+    """Add ``username`` (password ``PASSWORD``) and return a bearer token issued at ``now``.
+
+    Every test user shares one argon2 hash, made once: hashing is slow on purpose."""
+    check_role_level(role, Scope.parse(scope).level)
     with sessions() as session, session.begin():
-        user = add_user(
-            session,
+        user = User(
             username=username,
-            password=PASSWORD,
+            password_hash=_password_hash(),
             role=role,
-            scope=Scope.parse(scope),
-            now=now,
+            scope=scope,
+            created_at=now,
         )
+        session.add(user)
+        session.flush()
         token, _ = issue_token(session, user=user, now=now, ttl=ttl)
     return token
+
+
+@cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)
 
 
 def bearer(token: str) -> dict[str, str]:

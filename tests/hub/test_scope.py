@@ -3,8 +3,10 @@ and answers 404 (not 403) for what is out of scope, so ids do not leak."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -34,6 +36,7 @@ SOUTH_MARKERS = ("s-2", "gw-2", "d-south", "South", "s-9", "gw-9", "d-far")
 USERS = {
     "admin": (Role.CITY_ADMIN, "city:city-1"),
     "north-ops": (Role.DISTRICT_OPERATOR, "district:d-north"),
+    "south-ops": (Role.DISTRICT_OPERATOR, "district:d-south"),
     "s1-tech": (Role.SCHOOL_TECHNICIAN, "school:s-1"),
     "north-viewer": (Role.VIEWER, "district:d-north"),
 }
@@ -135,3 +138,87 @@ def test_each_role_sees_exactly_its_tier(
     assert sorted({d["school_id"] for d in devices["data"]}) == schools
     assert active["count"] == alerts == len(active["data"])
     assert {a["school_id"] for a in active["data"]} == set(schools)
+
+
+#: ids of the north district's things, put in every path placeholder by the attack tests below
+NORTH_IDS = {"school_id": "s-1", "gateway_id": "gw-1", "device_id": "co2-1", "alert_id": "1"}
+#: request bodies that would be valid for the action routes this hub has (others get {})
+BODIES = {"/api/v1/gateways/{gateway_id}/approve": {"school_id": "s-1"}}
+INJECTIONS = [
+    "s-1' OR '1'='1",
+    's-1" OR ""="',
+    "s-2%27%20OR%201=1--",
+    "../../../etc/passwd",
+    "..%2F..%2Fs-2",
+    "s-1;DROP TABLE school",
+    "%00",
+    "<script>alert(1)</script>",
+    "s-2\u0000",
+    "${jndi:ldap://x}",
+    "学校-1",
+    "x" * 5000,
+]
+
+
+def action_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every route that changes something: (method, path template)."""
+    return [
+        (method, path)
+        for path, methods in app.openapi()["paths"].items()
+        for method in methods
+        if method in ("post", "put", "patch", "delete") and "{" in path
+    ]
+
+
+def fill(template: str, ids: dict[str, str]) -> str:
+    for name, value in ids.items():
+        template = template.replace(f"{{{name}}}", value)
+    return re.sub(r"\{[^}]+\}", "1", template)
+
+
+def test_a_district_operator_cannot_act_on_another_districts_things_on_any_route(
+    app: FastAPI, client: TestClient, tokens: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    routes = action_routes(app)
+    assert ("post", "/api/v1/gateways/{gateway_id}/approve") in routes
+    south = bearer(tokens["south-ops"])
+
+    for method, template in routes:
+        url = fill(template, NORTH_IDS)
+        response = client.request(method, url, json=BODIES.get(template, {}), headers=south)
+        assert response.status_code in (403, 404, 422), (method, url, response.text)
+        assert not any(marker in response.text for marker in ("Primary School", 'gw-1"')), url
+
+    admin = bearer(tokens["admin"])
+    entries = client.get("/api/v1/audit", params={"actor": "south-ops"}, headers=admin).json()
+    assert entries["count"] >= 1
+    assert all(e["result"] != "ok" for e in entries["data"])
+
+
+@pytest.mark.parametrize("user", ["north-viewer"])
+def test_injection_in_paths_and_query_values_never_errors_and_never_widens_the_scope(
+    app: FastAPI, client: TestClient, tokens: dict[str, str], user: str
+) -> None:
+    headers = bearer(tokens[user])
+    gets = [
+        (path, {p["name"] for p in methods["get"].get("parameters", []) if p["in"] == "query"})
+        for path, methods in app.openapi()["paths"].items()
+        if "get" in methods and path.startswith("/api/")
+    ]
+    for value in INJECTIONS:
+        for path, params in gets:
+            quoted = quote(value, safe="")
+            url = re.sub(r"\{[^}]+\}", quoted, path)
+            responses = [client.get(url, headers=headers)]
+            responses += [
+                client.get(path, params={p: value}, headers=headers)
+                for p in params
+                if "{" not in path
+            ]
+            for response in responses:
+                assert response.status_code in (200, 403, 404, 422), (url, value, response.text)
+                if response.status_code == 200:
+                    leaked = [m for m in SOUTH_MARKERS if m in response.text]
+                    assert not leaked, (url, value, leaked)
+    schools = client.get("/api/v1/schools", headers=bearer(tokens["admin"])).json()
+    assert schools["count"] == 2  # nothing was dropped or changed

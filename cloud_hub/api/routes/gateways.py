@@ -25,6 +25,7 @@ from cloud_hub.certs import CertificateError
 from cloud_hub.db.models import District, School
 from cloud_hub.provisioning import (
     AccessState,
+    NotConfigured,
     Provisioner,
     ProvisioningError,
     find_access,
@@ -52,7 +53,11 @@ def list_gateways(session: SessionDep, user: CurrentUser) -> GatewayAccessList:
 @router.post(
     "/{gateway_id}/approve",
     response_model=GatewayCredentials,
-    responses={404: {"description": "school, district or gateway not found in your scope"}},
+    responses={
+        404: {"description": "school, district or gateway not found in your scope"},
+        409: {"description": "this hub is not set up to provision (or to issue certificates)"},
+        503: {"description": "the broker could not be updated; nothing was granted"},
+    },
 )
 def approve_gateway(
     gateway_id: GatewayId,
@@ -87,9 +92,7 @@ def approve_gateway(
             client_certificate=body.client_certificate,
         )
     except (ProvisioningError, CertificateError) as exc:
-        session.rollback()
-        log(audit.Result.FAILED, str(exc))
-        raise HTTPException(503, str(exc)) from None
+        raise _failed(session, log, exc) from None
     log(audit.Result.OK, f"school {body.school_id}")
     certificate = credentials.certificate
     ca_dir = settings.provisioning.ca_dir if settings.provisioning else None
@@ -121,11 +124,19 @@ def revoke_gateway(
     try:
         _provisioner(request).revoke(session, access=access, actor=user.username, now=now)
     except ProvisioningError as exc:
-        session.rollback()
-        log(audit.Result.FAILED, str(exc))
-        raise HTTPException(503, str(exc)) from None
+        raise _failed(session, log, exc) from None
     log(audit.Result.OK, f"school {access.school_id}")
     return GatewayAccessPublic.model_validate(access, from_attributes=True)
+
+
+def _failed(
+    session: Session, log: Callable[[audit.Result, str], None], exc: Exception
+) -> HTTPException:
+    """Undo the change, audit the failure, and say whose it is: 409 when this hub is not set up
+    for it, 503 when the broker could not be updated (retry later)."""
+    session.rollback()
+    log(audit.Result.FAILED, str(exc))
+    return HTTPException(409 if isinstance(exc, NotConfigured) else 503, str(exc))
 
 
 def _logger(

@@ -2,9 +2,10 @@
 credentials (and, optionally, a client certificate from the hub's CA) and grants its broker access;
 revoking takes the access away and cuts a live connection at once.
 
-The ``gateway_access`` table is the registry of approved gateways: ``approved_school`` tells the
-ingest checks which school a gateway was approved for, so a gateway that reports another school
-(or is not approved) can be rejected and counted there.
+The ``gateway_access`` table is the registry of approved gateways. Approving also binds the
+gateway's row to its school, so the ingest checks (``cloud_hub.ingest.checks.check_site``) reject
+and count a heartbeat that names another school; ``approved_school`` answers which school a
+gateway was approved for (None when it is not, or no longer, approved).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cloud_hub.auth.models import GatewayAccess
 from cloud_hub.auth.scope import Scope
 from cloud_hub.broker_access import merge_password_file, mosquitto_password_hash, reload_broker
 from cloud_hub.certs import ClientCertificate, issue_client_certificate
+from cloud_hub.db import topology
 from cloud_hub.settings import ProvisioningSettings
 
 
@@ -115,6 +117,8 @@ class Provisioner:
         access.certificate_serial = certificate.serial if certificate else ""
         access.approved_by, access.approved_at = actor, now
         access.revoked_by, access.revoked_at = "", None
+        # bind the gateway to the school: ingest then rejects a heartbeat naming another school
+        topology.ensure_gateway(session, node=gateway_id).school_id = school_id
         session.flush()
         self.sync(session)
         return Credentials(gateway_id, school_id, password, certificate)

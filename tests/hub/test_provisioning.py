@@ -22,7 +22,7 @@ from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
 from cloud_hub.broker import MosquittoBroker
-from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from cloud_hub.provisioning import approved_school
 from cloud_hub.settings import HubSettings, ProvisioningSettings
 from tests.auth_support import bearer, make_user
@@ -133,6 +133,20 @@ def test_approving_again_rotates_the_password_and_the_registry_knows_the_school(
     assert [(g["gateway_id"], g["school_id"], g["state"]) for g in north] == [
         ("gw-new", "s-new", "approved")
     ]
+
+
+def test_an_approved_gateway_reporting_another_school_is_rejected_by_ingest(
+    hub: tuple[TestClient, dict[str, Any]], worker: IngestWorker
+) -> None:
+    client, users = hub
+    client.post("/api/v1/gateways/gw-new/approve", json=NEW_SCHOOL, headers=users["admin"])
+
+    elsewhere = worker.process(*heartbeat("gw-new", seq=1, site=SOUTH), now=T0)
+    at_home = SITE.model_copy(update={"school_id": "s-new"})
+    home = worker.process(*heartbeat("gw-new", seq=2, site=at_home), now=T0)
+
+    assert (elsewhere.status, elsewhere.reason) == (OutcomeStatus.REJECTED, "school_mismatch")
+    assert home.status is OutcomeStatus.ACCEPTED
 
 
 @pytest.mark.parametrize(

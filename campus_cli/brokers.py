@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cloud_hub.broker import HUB_USERNAME, MosquittoBroker, free_port
+from cloud_hub.settings import ProvisioningSettings
 
 
 class DemoBroker(Protocol):
@@ -20,6 +21,9 @@ class DemoBroker(Protocol):
     hub_username: str
     hub_password: str
     ca_file: Path | None  # the CA hub-listener clients trust; None: the hub listener is plain
+    #: where the hub grants gateways access when it approves them; None: passwords come from
+    #: ``password_for``
+    provisioning: ProvisioningSettings | None
 
     def password_for(self, gateway: str) -> str: ...
     def describe(self) -> str: ...
@@ -27,11 +31,17 @@ class DemoBroker(Protocol):
 
 
 class MosquittoDemoBroker:
-    """A Mosquitto process on free ports with TLS and the production ACL on the hub listener."""
+    """A Mosquitto process on free ports with TLS and the production ACL on the hub listener.
+    No gateway has an account until the hub approves it (``provisioning``)."""
 
-    def __init__(self, workdir: Path, gateways: list[str]) -> None:
-        self._broker = MosquittoBroker(workdir=workdir, gateways=gateways)
+    def __init__(self, workdir: Path) -> None:
+        self._broker = MosquittoBroker(workdir=workdir)
         self._broker.start()
+        self.provisioning: ProvisioningSettings | None = ProvisioningSettings(
+            password_file=self._broker.password_file,
+            pid_file=self._broker.pid_file,
+            ca_dir=workdir / "tls",
+        )
         self.host = self._broker.host
         self.port = self._broker.port
         self.site_port = self._broker.site_port
@@ -40,12 +50,12 @@ class MosquittoDemoBroker:
         self.ca_file = self._broker.ca_file
 
     def password_for(self, gateway: str) -> str:
-        return self._broker.password_for(gateway)
+        raise KeyError(f"{gateway}: gateways get their password when the hub approves them")
 
     def describe(self) -> str:
         return (
             f"Mosquitto, hub listener {self.host}:{self.port} (TLS, CA {self.ca_file}; password "
-            f"per gateway + ACL), plain site listener {self.host}:{self.site_port}; "
+            f"per approved gateway + ACL), plain site listener {self.host}:{self.site_port}; "
             f"config {self._broker.config_path}"
         )
 
@@ -65,6 +75,7 @@ class AmqttDemoBroker:
         self.hub_username = HUB_USERNAME
         self.hub_password = secrets.token_urlsafe(18)
         self.ca_file: Path | None = None
+        self.provisioning: ProvisioningSettings | None = None
         self._passwords = {gateway: secrets.token_urlsafe(18) for gateway in gateways}
         self._broker = Broker(
             {
@@ -97,7 +108,7 @@ class AmqttDemoBroker:
 
 async def start_demo_broker(workdir: Path, gateways: list[str]) -> DemoBroker:
     if shutil.which("mosquitto") and shutil.which("mosquitto_passwd"):
-        return await asyncio.to_thread(MosquittoDemoBroker, workdir, gateways)
+        return await asyncio.to_thread(MosquittoDemoBroker, workdir)
     broker = AmqttDemoBroker(gateways)
     await broker.start()
     return broker

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from campus_cli.brokers import DemoBroker, start_demo_broker
-from campus_cli.demo_admin import make_demo_admin
+from campus_cli.demo_admin import approve_demo_gateways, make_demo_admin
 from campus_cli.processes import Supervisor
 from simulators.fleet import CityPlan, RunningFleet, SchoolPlan, plan_city, run_fleet
 from simulators.signals import SimClock, school_morning
@@ -121,11 +121,18 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         )
         api = f"http://127.0.0.1:{options.port}"
         admin = make_demo_admin(options.database_url, options.plan.city_id)
+        if broker.provisioning is not None:
+            passwords = approve_demo_gateways(
+                options.database_url, options.plan, broker.provisioning
+            )
+        else:
+            passwords = {gateway: broker.password_for(gateway) for gateway in gateways}
         _start_hub(supervisor, broker, options)
         # the hub's persistent session must exist before any gateway publishes
         await _until_stopped(stop, _wait_until_subscribed(api, supervisor))
         for school in options.plan.schools:
-            config = _write_agent_config(school, fleet, broker, options)
+            password = passwords[school.gateway_id]
+            config = _write_agent_config(school, fleet, broker, password, options)
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
         started = wall.monotonic()
         await _until_stopped(
@@ -180,20 +187,28 @@ def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions)
     }
     if broker.ca_file is not None:
         env["CAMPUS_HUB_BROKER__TLS__CA_FILE"] = str(broker.ca_file)
+    if broker.provisioning is not None:
+        env["CAMPUS_HUB_PROVISIONING__PASSWORD_FILE"] = str(broker.provisioning.password_file)
+        env["CAMPUS_HUB_PROVISIONING__PID_FILE"] = str(broker.provisioning.pid_file)
+        env["CAMPUS_HUB_PROVISIONING__CA_DIR"] = str(broker.provisioning.ca_dir)
     supervisor.start(
         "hub", "hub", "serve", "--host", "127.0.0.1", "--port", str(options.port), env=env
     )
 
 
 def _write_agent_config(
-    school: SchoolPlan, fleet: RunningFleet, broker: DemoBroker, options: DemoOptions
+    school: SchoolPlan,
+    fleet: RunningFleet,
+    broker: DemoBroker,
+    password: str,
+    options: DemoOptions,
 ) -> Path:
     agent_dir = options.workdir / "agents" / school.gateway_id
     agent_dir.mkdir(parents=True)
     hub: dict[str, Any] = {
         "host": broker.host,
         "port": broker.port,
-        "password": broker.password_for(school.gateway_id),
+        "password": password,
     }
     if broker.ca_file is not None:
         hub["tls"] = {"ca_file": str(broker.ca_file)}

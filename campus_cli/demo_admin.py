@@ -1,4 +1,5 @@
-"""The demo's city administrator: made in the hub database before the hub starts."""
+"""The demo's hub set-up, made in its database before the hub starts: a city administrator, and
+every school's gateway approved through the same provisioning the API uses."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from campus_protocol.messages import SiteIdentity
 from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
 from cloud_hub.auth.scope import Scope
 from cloud_hub.auth.tokens import issue_token
 from cloud_hub.auth.users import add_user
+from cloud_hub.db import topology
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.provisioning import Provisioner
+from cloud_hub.settings import ProvisioningSettings
+from simulators.fleet import CityPlan
 
 DEMO_ADMIN = "admin"
 
@@ -58,3 +64,31 @@ def make_demo_admin(database_url: str, city_id: str) -> DemoAdmin:
     finally:
         engine.dispose()
     return DemoAdmin(DEMO_ADMIN, password, token)
+
+
+def approve_demo_gateways(
+    database_url: str, plan: CityPlan, provisioning: ProvisioningSettings
+) -> dict[str, str]:
+    """Approve each school's gateway as the demo's administrator would through
+    ``POST /api/v1/gateways/{id}/approve``; returns each gateway's broker password."""
+    now = datetime.now(UTC)
+    provisioner = Provisioner(provisioning)
+    passwords = {}
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session, session.begin():
+            for school in plan.schools:
+                site = SiteIdentity.model_validate(plan.site_identity(school.id))
+                topology.upsert_site(session, site=site)
+                credentials = provisioner.approve(
+                    session, gateway_id=school.gateway_id, school_id=school.id, actor=DEMO_ADMIN,
+                    now=now,
+                )  # fmt: skip
+                passwords[school.gateway_id] = credentials.password
+                audit.record(
+                    session, actor=DEMO_ADMIN, action="gateway.approve", result=audit.Result.OK,
+                    at=now, target=f"gateway:{school.gateway_id}", detail=f"school {school.id}",
+                )  # fmt: skip
+    finally:
+        engine.dispose()
+    return passwords

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,7 +22,7 @@ from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
-from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.db.models import Gateway, TelemetryWindow
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, HubSettings, TlsSettings
@@ -116,6 +117,8 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     published = agent.messages_published
     assert published.get("telemetry", 0) == agent.windows_enqueued > 0
     await wait_for(lambda: worker.accepted >= sum(published.values()))
+    # the retained offline state goes out as the agent disconnects: wait for the hub to apply it
+    await wait_for(lambda: _gateway_online(sessions, school.gateway) is False)
     ingest.cancel()
     await asyncio.gather(ingest, return_exceptions=True)
     assert worker.rejected == 0
@@ -158,3 +161,9 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     assert stopped["status"] == "offline", "a clean stop publishes the gateway's offline state"
     # 30 %LEL is above the GB/T 50493-2019 level-1 set-point (25 %LEL) and below level 2 (50)
     assert [(a["rule"], a["severity"]) for a in alerts["data"]] == [("gas_level_1", "II")]
+
+
+def _gateway_online(sessions: Callable[[], Any], gateway_id: str) -> bool | None:
+    with sessions() as session:
+        online: bool | None = session.scalar(select(Gateway.online).where(Gateway.id == gateway_id))
+        return online

@@ -59,7 +59,7 @@ SITE_ACL = (
 HUB_INFLIGHT_MESSAGES = 1000
 
 
-def persistence_lines(location: Path | str) -> list[str]:
+def persistence_lines(location: Path | str, *, every_change: bool = True) -> list[str]:
     """Persist QoS 1 messages and sessions promptly: save the store after every change.
 
     Mosquitto 2.0 acknowledges a QoS 1 PUBLISH before it writes it to disk and saves its whole
@@ -69,12 +69,10 @@ def persistence_lines(location: Path | str) -> list[str]:
     autosave (Mosquitto's default, 1800 s; 60 s in many deployments) loses every message that
     arrived since the last save.
     """
-    return [
-        "persistence true",
-        f"persistence_location {str(location).rstrip('/')}/",
-        "autosave_on_changes true",
-        "autosave_interval 1",
-    ]
+    where = ["persistence true", f"persistence_location {str(location).rstrip('/')}/"]
+    if not every_change:  # the time-based autosave, for comparison (bench/broker_durability.py)
+        return [*where, "autosave_interval 60"]
+    return [*where, "autosave_on_changes true", "autosave_interval 1"]
 
 
 def write_password_file(path: Path, users: dict[str, str]) -> None:
@@ -101,6 +99,7 @@ class MosquittoBroker:
     hub_username: str = HUB_USERNAME
     hub_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     tls: bool = True
+    save_every_change: bool = True
     _certificates: DevCertificates | None = field(default=None, init=False)
     _passwords: dict[str, str] = field(default_factory=dict, init=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False)
@@ -163,7 +162,7 @@ class MosquittoBroker:
             # access to this workdir
             f"user {getpass.getuser()}",
             "per_listener_settings true",
-            *persistence_lines(self.workdir),
+            *persistence_lines(self.workdir, every_change=self.save_every_change),
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",

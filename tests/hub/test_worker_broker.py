@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campus_mqtt import Backoff
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
@@ -50,7 +51,9 @@ def start_worker(
 
     @contextlib.asynccontextmanager
     async def running() -> AsyncIterator[IngestConsumer]:
-        consumer = IngestConsumer(IngestWorker(sqlite_sessions, profiles=profiles), broker)
+        consumer = IngestConsumer(
+            IngestWorker(sqlite_sessions, profiles=profiles), broker, backoff=Backoff(0.1, 1.0)
+        )
         task = asyncio.create_task(consumer.run())
         try:
             await asyncio.wait_for(consumer.connected.wait(), 5)

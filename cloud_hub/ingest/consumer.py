@@ -13,6 +13,9 @@ Design
   anything newer is taken; acknowledgements therefore leave in the order messages arrived, as
   MQTT 3.1.1 asks. A connection lost before an acknowledgement makes the broker redeliver the
   message, and the dedupe claim turns the repeat into a counted duplicate.
+* Dedupe claims are only needed while a message can still be redelivered, so once an hour the
+  consumer prunes those older than ``claim_retention_s`` (a week by default: far longer than
+  any redelivery, which follows a lost acknowledgement within seconds to hours).
 * Batches are what is already queued when the first message arrives (up to ``max_batch``); the
   broker keeps at most ``max_inflight_messages`` unacknowledged, so a batch is bounded there too.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 
 import aiomqtt
 from prometheus_client import Counter, Gauge
@@ -63,6 +68,8 @@ class IngestConsumer:
         share_group: str | None = None,
         max_batch: int = MAX_BATCH,
         backoff: Backoff | None = None,
+        claim_retention_s: float = 7 * 24 * 3600,
+        prune_every_s: float = 3600,
     ) -> None:
         self.worker = worker
         self.broker = broker
@@ -70,6 +77,10 @@ class IngestConsumer:
         self.max_batch = max_batch
         self.backoff = backoff or Backoff()
         self.acknowledged = 0
+        self.claim_retention_s = claim_retention_s
+        self.prune_every_s = prune_every_s
+        self.claims_pruned = 0
+        self._pruned_at = float("-inf")
         self.connected = asyncio.Event()
         self.link = LinkState(
             f"hub broker {broker.host}:{broker.port}",
@@ -112,6 +123,10 @@ class IngestConsumer:
         for message in batch:
             ack(client, message)
         self.acknowledged += len(batch)
+        if time.monotonic() - self._pruned_at >= self.prune_every_s:
+            self._pruned_at = time.monotonic()
+            older_than = datetime.now(UTC) - timedelta(seconds=self.claim_retention_s)
+            self.claims_pruned += await asyncio.to_thread(self.worker.prune_claims, older_than)
 
     def _on_change(self, connected: bool) -> None:
         HUB_BROKER_CONNECTED.set(1 if connected else 0)

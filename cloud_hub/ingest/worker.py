@@ -40,6 +40,7 @@ from cloud_hub.db import alerts, devices, telemetry, topology
 from cloud_hub.db.alerts import AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
+from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.checks import (
     IngestLimits,
     check_device_budget,
@@ -162,6 +163,19 @@ class IngestWorker:
                     kept = Outcome(OutcomeStatus.KEPT, kind, "storage_unavailable", str(exc))
                     results[item.index] = (kept, "processing")
         return [self._count(*results[index]) for index in range(len(messages))]
+
+    def prune_claims(self, older_than: datetime) -> int:
+        """Delete dedupe claims made before ``older_than``; never raises (logged instead)."""
+        try:
+            with self._sessions() as session, session.begin():
+                session.connection(execution_options=WRITER)
+                pruned = dedupe.prune(session, older_than=older_than)
+        except SQLAlchemyError as exc:
+            log.warning("pruning dedupe claims failed: %s", exc)
+            return 0
+        if pruned:
+            log.info("pruned %d dedupe claims older than %s", pruned, older_than.isoformat())
+        return pruned
 
     def _store_batch(
         self, batch: Sequence[_Decoded], now: datetime

@@ -63,3 +63,24 @@ async def test_gateway_added_later_can_connect_after_reload(mosquitto_broker):
     await asyncio.sleep(0.3)  # SIGHUP is asynchronous
     async with hub_port_client(mosquitto_broker, "gw-3", password) as gw3:
         await gw3.publish(uplink_topic("gw-3", MessageKind.STATE), b"{}", qos=1)
+
+
+async def test_an_anonymous_site_client_can_neither_inject_uplinks_nor_read_the_wire_contract(
+    mosquitto_broker,
+):
+    assert mosquitto_broker.site_port
+    site = aiomqtt.Client(mosquitto_broker.host, mosquitto_broker.site_port)
+    async with (
+        hub_port_client(mosquitto_broker, "hub") as hub,
+        hub_port_client(mosquitto_broker, "gw-1") as gw1,
+        site,
+    ):
+        await hub.subscribe(hub_subscription(), qos=1)
+        await site.subscribe("campus/#", qos=1)
+        await site.subscribe("sensors/#", qos=1)
+        await site.publish(uplink_topic("gw-1", MessageKind.EVENT), b"injected", qos=1)
+        await gw1.publish(uplink_topic("gw-1", MessageKind.TELEMETRY), b"private", qos=1)
+        await site.publish("sensors/room-1/data", b"device data", qos=1)
+
+        assert await next_payloads(hub.messages, 1.0) == [b"private"]
+        assert await next_payloads(site.messages, 0.5) == [b"device data"]

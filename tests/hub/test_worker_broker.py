@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from campus_mqtt import Backoff
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
-from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.db.models import SeenSeq, TelemetryWindow
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, TlsSettings
@@ -139,3 +139,21 @@ async def _reconnected(consumer: IngestConsumer) -> None:
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():  # noqa: ASYNC110 - polling the worker from outside
         await asyncio.sleep(0.05)
+
+
+async def test_the_consumer_prunes_claims_older_than_the_retention(
+    mosquitto_broker: MosquittoBroker,
+    start_worker: WorkerFactory,
+    sqlite_sessions: sessionmaker[Session],
+    profiles: dict[str, Profile],
+) -> None:
+    old = IngestWorker(sqlite_sessions, profiles=profiles)
+    old.process(*telemetry(seq=7, points={"co2": stats(1)}, epoch="old"), now=T0)
+
+    async with start_worker() as consumer:
+        fresh = telemetry(seq=1, points={"co2": stats(2)}, start=T0 + timedelta(minutes=1))
+        await publish_as(mosquitto_broker, "gw-1", fresh)
+        await asyncio.wait_for(_until(lambda: consumer.claims_pruned == 1), 5)
+
+    with sqlite_sessions() as session:
+        assert list(session.execute(select(SeenSeq.epoch, SeenSeq.seq))) == [("epoch-1", 1)]

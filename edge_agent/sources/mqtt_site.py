@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiomqtt
-
+from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from device_profiles.errors import PayloadError
 from device_profiles.mqtt_payload import decode_mqtt_payload
 from device_profiles.schema import MqttMapping, Profile
@@ -54,10 +53,12 @@ class MqttSiteSource:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.broker = broker
-        self.reconnect_s = reconnect_s
-        self.connected = False
+        self.backoff = Backoff(min_s=reconnect_s / 4, max_s=reconnect_s * 4)
+        self.link = LinkState(
+            f"site broker {broker.host}:{broker.port}",
+            on_failure=lambda _error_type: SOURCE_ERRORS.labels(PROTOCOL, "connection").inc(),
+        )
         self.malformed = 0
-        self._failing = False
         self._clock = clock
         self._started_at = clock()
         self._by_topic: dict[str, _Subscription] = {}
@@ -75,6 +76,10 @@ class MqttSiteSource:
             )
             self._by_topic[topic] = _Subscription(topic, profile.mqtt, state)
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
 
     @property
     def topics(self) -> list[str]:
@@ -140,41 +145,28 @@ class MqttSiteSource:
             log.error("%s", state.last_exception)
 
     async def _subscribe_loop(self, emit: Emit) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    self.broker.host,
-                    self.broker.port,
-                    username=self.broker.username,
-                    password=self.broker.password.get_secret_value()
-                    if self.broker.password
-                    else None,
-                ) as client:
-                    for topic in self._by_topic:
-                        await client.subscribe(topic, qos=1)
-                    log.info(
-                        "site broker %s:%d %s",
-                        self.broker.host,
-                        self.broker.port,
-                        "recovered" if self._failing else "connected",
-                    )
-                    self.connected, self._failing = True, False
-                    async for message in client.messages:
-                        payload = message.payload
-                        data = payload if isinstance(payload, bytes) else str(payload).encode()
-                        try:
-                            self.handle(str(message.topic), data, emit)
-                        except Exception:  # a bug of ours must not end the subscription
-                            log.exception("site message on %s not handled", message.topic)
-                            SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
-            except aiomqtt.MqttError as exc:
-                SOURCE_ERRORS.labels(PROTOCOL, "connection").inc()
-                if not self._failing:
-                    log.error(
-                        "site broker %s:%d failing: %s", self.broker.host, self.broker.port, exc
-                    )
-                self.connected, self._failing = False, True
-            await asyncio.sleep(self.reconnect_s)
+        async def session() -> bool:
+            endpoint = BrokerEndpoint(
+                host=self.broker.host,
+                port=self.broker.port,
+                username=self.broker.username,
+                password=self.broker.password.get_secret_value() if self.broker.password else None,
+            )
+            async with make_client(endpoint, identifier=None) as client:
+                for topic in self._by_topic:
+                    await client.subscribe(topic, qos=1)
+                self.link.up()
+                async for message in client.messages:
+                    payload = message.payload
+                    data = payload if isinstance(payload, bytes) else str(payload).encode()
+                    try:
+                        self.handle(str(message.topic), data, emit)
+                    except Exception:  # a bug of ours must not end the subscription
+                        log.exception("site message on %s not handled", message.topic)
+                        SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
+            return False
+
+        await run_reconnecting(session, link=self.link, backoff=self.backoff)
 
     async def _watchdog_loop(self) -> None:
         while True:

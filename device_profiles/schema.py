@@ -83,6 +83,14 @@ class RegisterTable(StrEnum):
         return self in (RegisterTable.HOLDING, RegisterTable.COIL)
 
 
+class ReportMode(StrEnum):
+    """How a point travels to the hub besides its window statistics."""
+
+    WINDOW = "window"  # statistics only
+    CHANGE = "change"  # plus one sample per change of value (discrete states: relays, modes)
+    RAW = "raw"  # plus every reading as a sample (raw pass-through)
+
+
 class Order(StrEnum):
     BIG = "big"
     LITTLE = "little"
@@ -111,6 +119,7 @@ class RegisterPoint(Strict):
     nonzero: bool = False  # report 1 when raw != 0 else 0 (e.g. a lamp is on when its level > 0)
     error_value: int | float | list[int | float] | None = None  # sentinels meaning "no reading"
     value_map: dict[int, float] | None = None  # enumeration: raw code -> reported value
+    report: ReportMode = ReportMode.WINDOW
     writable: bool = False
     write_only: bool = False  # a write register the device cannot read back: never polled
     description: str = ""
@@ -266,6 +275,7 @@ class MqttPoint(Strict):
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
+    report: ReportMode = ReportMode.WINDOW
     description: str = ""
 
     @model_validator(mode="after")
@@ -336,6 +346,11 @@ class Profile(Strict):
         if self.modbus is not None:
             return [p.name for p in self.modbus.points if p.writable]
         return []
+
+    def points_reporting(self, mode: ReportMode) -> frozenset[str]:
+        """Names of the points whose ``report`` is ``mode``."""
+        points = self.modbus.points if self.modbus is not None else self.mqtt.points  # type: ignore[union-attr]
+        return frozenset(p.name for p in points if p.report is mode)
 
     def unit_of(self, point: str) -> str:
         points = self.modbus.points if self.modbus is not None else self.mqtt.points  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from campus_config import ConfigError
 from campus_protocol.messages import Body, Health, MessageKind, OutboxHealth
 from device_profiles.schema import Profile
-from edge_agent.aggregate import DeviceMeta, WindowAggregator
+from edge_agent.aggregate import WindowAggregator, device_meta, pack_windows
 from edge_agent.health import WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
 from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
@@ -93,13 +93,7 @@ class Agent:
         self.aggregator = WindowAggregator(
             settings.window_s,
             {
-                d.id: DeviceMeta(
-                    profile=d.profile,
-                    room=d.room,
-                    units={
-                        p: profiles[d.profile].unit_of(p) for p in profiles[d.profile].point_names
-                    },
-                )
+                d.id: device_meta(d.profile, d.room, profiles[d.profile])
                 for d in settings.devices
             },
         )
@@ -288,10 +282,11 @@ class Agent:
             await asyncio.sleep(self.settings.heartbeat_s)
 
     def _enqueue_closed_windows(self, now: float) -> None:
-        bodies = self.aggregator.push(now)
+        windows = self.aggregator.push(now)
+        bodies = pack_windows(windows)
         if self._enqueue_many([(MessageKind.TELEMETRY, body) for body in bodies]):
-            self.windows_enqueued += len(bodies)
-            WINDOWS_ENQUEUED.inc(len(bodies))
+            self.windows_enqueued += len(windows)
+            WINDOWS_ENQUEUED.inc(len(windows))
 
     def _enqueue(self, kind: MessageKind, body: Body) -> bool:
         return self._enqueue_many([(kind, body)])

@@ -140,7 +140,7 @@ class AgentSettings(LayeredSettings):
     site_broker: SiteBrokerSettings = SiteBrokerSettings()
     data_dir: Path = Path("./var/agent")
     outbox: OutboxSettings = OutboxSettings()
-    window_s: float = Field(default=10.0, gt=0, le=3600)
+    window_s: float = Field(default=10.0, gt=0, le=900)  # up to 15 min; 1 s and up in practice
     heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
     status_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
     status_host: str = "127.0.0.1"  # the status page's listen address

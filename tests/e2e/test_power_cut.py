@@ -57,7 +57,16 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campus_protocol import Envelope, Health, MessageKind, State, Telemetry, decode, parse_topic
+from campus_protocol import (
+    Envelope,
+    Health,
+    MessageKind,
+    State,
+    Telemetry,
+    TelemetryBatch,
+    decode,
+    parse_topic,
+)
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import Device, Gateway, SeenSeq, TelemetryWindow
@@ -97,10 +106,16 @@ class RecordingIngestWorker(IngestWorker):
         """Window indexes per device, as received."""
         by_device: dict[str, set[int]] = {}
         for envelope in self.envelopes(MessageKind.TELEMETRY):
-            body = envelope.body
-            assert isinstance(body, Telemetry)
-            by_device.setdefault(body.device, set()).add(window_index(body.window_start))
+            for body in windows_of(envelope):
+                by_device.setdefault(body.device, set()).add(window_index(body.window_start))
         return by_device
+
+
+def windows_of(envelope: Envelope) -> list[Telemetry]:
+    """The device windows a telemetry message carries (one, or a batch)."""
+    body = envelope.body
+    assert isinstance(body, Telemetry | TelemetryBatch)
+    return body.windows if isinstance(body, TelemetryBatch) else [body]
 
 
 def window_index(at: float | datetime) -> int:
@@ -423,11 +438,11 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
     started_1, started_2 = sorted(runs)
     assert all(seq <= last_seq_at_cut for _, seq in runs[started_1])
     assert all(seq > last_seq_at_cut for _, seq in runs[started_2])
-    telemetry = [e for e, _ in settled if isinstance(e.body, Telemetry)]
+    telemetry = [e for e, _ in settled if e.kind is MessageKind.TELEMETRY]
     for envelope in telemetry:
-        assert isinstance(envelope.body, Telemetry)
-        before_cut = window_index(envelope.body.window_start) < kill_index
-        assert (envelope.seq <= last_seq_at_cut) is before_cut, envelope.seq
+        for body in windows_of(envelope):
+            before_cut = window_index(body.window_start) < kill_index
+            assert (envelope.seq <= last_seq_at_cut) is before_cut, envelope.seq
 
     # no heartbeat lost: consecutive per run, up to the last one before the cut / the stop
     for started, end in ((started_1, killed_at), (started_2, stopping_at)):
@@ -440,8 +455,9 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
     # no window lost: consecutive per device, the only gap is the time no agent was running
     windows = worker.windows()
     assert windows.keys() == devices
-    telemetry_seqs = {e.seq for e in telemetry}
-    assert len(telemetry_seqs) == sum(len(w) for w in windows.values()), "one message per window"
+    assert len({e.seq for e in telemetry}) == len(telemetry), "each message stored once"
+    carried = sum(len(windows_of(e)) for e in telemetry)
+    assert carried == sum(len(w) for w in windows.values()), "each window in one message"
     for device, indexes in windows.items():
         before = sorted(i for i in indexes if i < kill_index)
         after = sorted(i for i in indexes if i >= kill_index)

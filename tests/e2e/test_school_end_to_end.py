@@ -115,7 +115,8 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     await asyncio.wait_for(running, 20)
 
     published = agent.messages_published
-    assert published.get("telemetry", 0) == agent.windows_enqueued > 0
+    # the devices' windows of each closed window travel together, batched into few messages
+    assert 0 < published.get("telemetry", 0) <= agent.windows_enqueued
     await wait_for(lambda: worker.accepted >= sum(published.values()))
     # the retained offline state goes out as the agent disconnects: wait for the hub to apply it
     await wait_for(lambda: _gateway_online(sessions, school.gateway) is False)

@@ -145,6 +145,22 @@ async def gateway(broker: MosquittoBroker, node: str, data: Path) -> AsyncIterat
         outbox.close()
 
 
+@asynccontextmanager
+async def in_process_hub(broker: MosquittoBroker, database: Path) -> AsyncIterator[IngestConsumer]:
+    """The hub's ingest in this process (when the hub is not the process under test)."""
+    engine = make_engine(f"sqlite:///{database}")
+    create_schema(engine)
+    consumer = IngestConsumer(IngestWorker(make_sessionmaker(engine)), hub_broker_settings(broker))
+    consuming = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(consumer.connected.wait(), 10)
+        yield consumer
+    finally:
+        consuming.cancel()
+        await asyncio.gather(consuming, return_exceptions=True)
+        engine.dispose()
+
+
 class HubProcess:
     """``campus hub ingest`` as a real process on one SQLite file; ``kill()`` is SIGKILL."""
 
@@ -285,14 +301,7 @@ async def test_a_replaced_gateway_with_a_new_outbox_has_its_data_stored(
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     database = tmp_path / "hub.db"
-    engine = make_engine(f"sqlite:///{database}")
-    create_schema(engine)
-    consumer = IngestConsumer(
-        IngestWorker(make_sessionmaker(engine)), hub_broker_settings(mosquitto_broker)
-    )
-    consuming = asyncio.create_task(consumer.run())
-    try:
-        await asyncio.wait_for(consumer.connected.wait(), 10)
+    async with in_process_hub(mosquitto_broker, database) as consumer:
         async with gateway(mosquitto_broker, "gw-1", tmp_path / "old") as old:
             old.append(60)
             await until(lambda: stored_count(database) >= 60, 20, "the old gateway's windows")
@@ -302,10 +311,6 @@ async def test_a_replaced_gateway_with_a_new_outbox_has_its_data_stored(
             new.append(60)
             await until(lambda: stored_count(database) >= 120, 20, "the new gateway's windows")
         assert old.outbox.epoch != new.outbox.epoch
-    finally:
-        consuming.cancel()
-        await asyncio.gather(consuming, return_exceptions=True)
-        engine.dispose()
 
     assert stored_windows(database) == (120, 120)
     assert consumer.worker.duplicates == 0
@@ -315,28 +320,19 @@ async def test_a_gateway_login_cannot_take_over_the_hub_session_or_another_gatew
     mosquitto_broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     database = tmp_path / "hub.db"
-    engine = make_engine(f"sqlite:///{database}")
-    create_schema(engine)
-    consumer = IngestConsumer(
-        IngestWorker(make_sessionmaker(engine)), hub_broker_settings(mosquitto_broker)
-    )
-    consuming = asyncio.create_task(consumer.run())
-    try:
-        await asyncio.wait_for(consumer.connected.wait(), 10)
-        async with gateway(mosquitto_broker, "gw-1", tmp_path) as gw1:
-            await until(lambda: gw1.uplink.connected, 10, "gw-1 to connect")
-            gw1.append(300)
-            for stolen_id in (mosquitto_broker.hub_username, "campus-hub", "gw-1"):
-                # gw-2's valid login asks for the hub's (or gw-1's) client id
-                async with hub_port_client(mosquitto_broker, "gw-2", identifier=stolen_id):
-                    await asyncio.sleep(0.3)
-            gw1.append(300)
-            await until(lambda: stored_count(database) >= 600, 30, "600 windows")
-            assert gw1.uplink.failed == 0, "gw-1's connection was never taken over"
-    finally:
-        consuming.cancel()
-        await asyncio.gather(consuming, return_exceptions=True)
-        engine.dispose()
+    async with (
+        in_process_hub(mosquitto_broker, database) as consumer,
+        gateway(mosquitto_broker, "gw-1", tmp_path) as gw1,
+    ):
+        await until(lambda: gw1.uplink.connected, 10, "gw-1 to connect")
+        gw1.append(300)
+        for stolen_id in (mosquitto_broker.hub_username, "campus-hub", "gw-1"):
+            # gw-2's valid login asks for the hub's (or gw-1's) client id
+            async with hub_port_client(mosquitto_broker, "gw-2", identifier=stolen_id):
+                await asyncio.sleep(0.3)
+        gw1.append(300)
+        await until(lambda: stored_count(database) >= 600, 30, "600 windows")
+        assert gw1.uplink.failed == 0, "gw-1's connection was never taken over"
 
     assert consumer.link.connects == 1 and consumer.link.failures == 0, "hub session kept"
     assert stored_windows(database) == (600, 600)

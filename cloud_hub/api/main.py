@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_hub.api.routes import alerts, audit, auth, devices, gateways, schools, system
 from cloud_hub.api.routes.web import add_web
@@ -15,7 +16,7 @@ from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
-from cloud_hub.provisioning import Provisioner
+from cloud_hub.provisioning import Provisioner, ProvisioningError
 from cloud_hub.settings import HubSettings
 from device_profiles.schema import Profile
 
@@ -44,8 +45,7 @@ def create_app(
         app.state.jwt_verifier = jwt_verifier(settings)
         app.state.provisioner = Provisioner(settings.provisioning)
         if settings.provisioning is not None:
-            with app.state.sessions() as session:
-                app.state.provisioner.sync(session)  # the broker's file follows the registry
+            _sync_broker_access(app.state.provisioner, app.state.sessions)
         task: asyncio.Task[None] | None = None
         if run_ingest:
             app.state.ingest = IngestConsumer(
@@ -71,6 +71,16 @@ def create_app(
     app.include_router(auth.page_router)
     add_web(app)
     return app
+
+
+def _sync_broker_access(provisioner: Provisioner, sessions: sessionmaker[Session]) -> None:
+    """Make the broker's password file follow the registry; a broker that is down is reloaded by
+    the next approval or revocation (the hub serves meanwhile)."""
+    try:
+        with sessions() as session:
+            provisioner.sync(session)
+    except ProvisioningError as exc:
+        log.error("gateway provisioning: %s", exc)
 
 
 def jwt_verifier(settings: HubSettings) -> JwtVerifier | None:

@@ -24,12 +24,20 @@ from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
 from cloud_hub.auth.scope import Scope
 from cloud_hub.auth.tokens import issue_token
-from cloud_hub.auth.users import UserError, add_user, find_user, list_users, revoke_user
+from cloud_hub.auth.users import (
+    UserError,
+    add_user,
+    change_role,
+    find_user,
+    list_users,
+    revoke_user,
+)
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.settings import load_hub_settings
 
 app = typer.Typer(
-    help="API users: add, list, revoke, and long-lived API tokens.", no_args_is_help=True
+    help="API users: add, list, change role, revoke, and long-lived API tokens.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -75,11 +83,7 @@ def add(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Add a user (prompts for a password of at least 12 characters)."""
-    try:
-        parsed = Scope.parse(scope)
-    except ValueError as exc:
-        console.print(f"[red]--scope[/red]: {exc}")
-        raise typer.Exit(2) from None
+    parsed = _parse_scope(scope)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -138,6 +142,38 @@ def revoke(
             target=username,
         )  # fmt: skip
     console.print(f"user [bold]{username}[/bold] revoked: its tokens no longer work")
+
+
+@app.command()
+def role(
+    username: UsernameArg,
+    role: Annotated[Role, typer.Option(help="The new role.")],
+    scope: Annotated[str, typer.Option(help="city:<id>, district:<id> or school:<id>.")],
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Change a user's role and scope; its tokens carry the new ones from the next request."""
+    parsed = _parse_scope(scope)
+    now = datetime.now(UTC)
+    with _hub_session(config, database_url) as session:
+        try:
+            before = change_role(session, username=username, role=role, scope=parsed)
+        except UserError as exc:
+            console.print(f"[red]cannot change the role[/red]: {exc}")
+            raise typer.Exit(1) from None
+        audit.record(
+            session, actor=_actor(), action="user.role", result=audit.Result.OK, at=now,
+            target=username, detail=f"{before} -> {role.value} {parsed}",
+        )  # fmt: skip
+    console.print(f"user [bold]{username}[/bold] is now {role.value} of {parsed}")
+
+
+def _parse_scope(scope: str) -> Scope:
+    try:
+        return Scope.parse(scope)
+    except ValueError as exc:
+        console.print(f"[red]--scope[/red]: {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -64,6 +64,21 @@ def revoke_user(session: Session, *, username: str, now: datetime) -> User:
     return user
 
 
+def change_role(session: Session, *, username: str, role: Role, scope: Scope) -> str:
+    """Give a user another role and scope (effective on its next request, tokens included);
+    returns what it had, as ``"<role> <scope>"``."""
+    user = find_user(session, username=username)
+    if user is None:
+        raise UserError(f"username {username!r}: no such user")
+    try:
+        check_role_level(role, scope.level)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    before = f"{user.role} {user.scope}"
+    user.role, user.scope = role.value, str(scope)
+    return before
+
+
 def authenticate(session: Session, *, username: str, password: str) -> User | None:
     """The enabled user with this password, else None (same cost whether the user exists)."""
     user = find_user(session, username=username)

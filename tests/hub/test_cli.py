@@ -26,6 +26,7 @@ runner = CliRunner()
         ["user", "add"],
         ["user", "list"],
         ["user", "revoke"],
+        ["user", "role"],
         ["user", "token"],
     ],
 )

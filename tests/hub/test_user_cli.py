@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
 from cloud_hub.cli import app
+from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.settings import HubSettings
-from tests.auth_support import PASSWORD, bearer
+from tests.auth_support import PASSWORD, bearer, make_user
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -33,12 +36,28 @@ def test_add_list_token_and_revoke_a_user(tmp_path: Path) -> None:
     token = issued.output.strip().splitlines()[-1]
 
     hub = create_app(HubSettings(database_url=url, development=True), run_ingest=False)
+    admin = make_user(
+        make_sessionmaker(make_engine(url)),
+        "admin",
+        Role.CITY_ADMIN,
+        "city:c",
+        now=datetime.now(UTC),
+    )
     with TestClient(hub) as client:
         assert client.get("/api/v1/auth/me", headers=bearer(token)).json()["username"] == "ops"
+        moved = ["user", "role", "ops", "--role", "viewer", "--scope", "school:s-1", *db]
+        assert runner.invoke(app, moved).exit_code == 0
+        me = client.get("/api/v1/auth/me", headers=bearer(token)).json()
+        assert (me["role"], me["scope"], me["may_act"]) == ("viewer", "school:s-1", False)
         assert runner.invoke(app, ["user", "revoke", "ops", *db]).exit_code == 0
         assert client.get("/api/v1/auth/me", headers=bearer(token)).status_code == 401
         login = {"username": "ops", "password": PASSWORD}
         assert client.post("/api/v1/auth/login", json=login).status_code == 401
+        audit = client.get("/api/v1/audit", headers=bearer(admin)).json()["data"]
+    changes = [(e["action"], e["target"]) for e in audit if e["actor"].startswith("cli:")]
+    assert changes[:4] == [
+        ("user.revoke", "ops"), ("user.role", "ops"), ("token.issue", "ops"), ("user.add", "ops"),
+    ]  # fmt: skip
 
 
 def test_mistakes_name_the_field_and_the_fix(tmp_path: Path) -> None:

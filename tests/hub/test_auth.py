@@ -166,6 +166,21 @@ def test_brute_force_is_rate_limited_even_for_the_right_password_until_the_windo
     assert results.count("rate limited") == 1 and results[0].startswith("token ")
 
 
+def test_one_address_guessing_many_usernames_is_rate_limited_too(
+    app: FastAPI, client: TestClient, admin: str
+) -> None:
+    settings = app.state.settings
+    fewer = settings.auth.model_copy(update={"login_max_per_source": 4})  # 20 by default
+    app.state.settings = settings.model_copy(update={"auth": fewer})
+    for number in range(4):
+        guess = {"username": f"user-{number}", "password": "password-guess"}
+        assert client.post("/api/v1/auth/login", json=guess).status_code == 401
+
+    right = client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
+
+    assert right.status_code == 429
+
+
 def test_an_expired_token_is_refused(
     client: TestClient, clock: Clock, sessions: sessionmaker[Session]
 ) -> None:

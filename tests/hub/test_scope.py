@@ -222,3 +222,14 @@ def test_injection_in_paths_and_query_values_never_errors_and_never_widens_the_s
                     assert not leaked, (url, value, leaked)
     schools = client.get("/api/v1/schools", headers=bearer(tokens["admin"])).json()
     assert schools["count"] == 2  # nothing was dropped or changed
+
+
+def test_a_viewer_never_acts_on_any_route_even_in_its_own_scope(
+    app: FastAPI, client: TestClient, tokens: dict[str, str]
+) -> None:
+    viewer = bearer(tokens["north-viewer"])
+
+    for method, template in action_routes(app):
+        url = fill(template, NORTH_IDS)
+        response = client.request(method, url, json=BODIES.get(template, {}), headers=viewer)
+        assert response.status_code == 403, (method, url, response.text)

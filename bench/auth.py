@@ -54,9 +54,7 @@ def seed(url: str) -> str:
             session, username="admin", password="bench-password-1", role=Role.CITY_ADMIN,
             scope=Scope.parse("city:city-1"), now=now,
         )  # fmt: skip
-        token, _ = issue_token(
-            session, user=user, now=now, ttl=__import__("datetime").timedelta(hours=1)
-        )
+        token, _ = issue_token(session, user=user, now=now, ttl=timedelta(hours=1))
     engine.dispose()
     return token
 

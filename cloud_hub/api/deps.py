@@ -123,6 +123,22 @@ def get_city_admin(request: Request, user: CurrentUser, now: NowDep) -> Principa
 CityAdmin = Annotated[Principal, Depends(get_city_admin)]
 
 
+def not_found(request: Request, *, user: Principal, now: datetime, what: str) -> HTTPException:
+    """The 404 for an id that is unknown or out of ``user``'s scope (the same answer, so ids do
+    not leak), noted in the audit log; ``raise not_found(...)``."""
+    audit.record_now(
+        request.app.state.sessions,
+        actor=user,
+        action="request",
+        result=audit.Result.NOT_FOUND,
+        at=now,
+        target=f"{request.method} {request.url.path}",
+        source=client_address(request),
+        detail=f"{what} not found in scope {user.scope}",
+    )
+    return HTTPException(404, f"{what} not found")
+
+
 def deny(
     request: Request,
     *,

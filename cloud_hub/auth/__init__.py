@@ -24,16 +24,18 @@ you have: ``user.scope.schools(col)`` for a school id, ``user.scope.districts(co
 district id, ``user.scope.gateways(col)`` for a gateway id. A row out of scope is then not found,
 and the route answers 404 exactly as for an unknown id. Record the change in the same transaction::
 
-    from cloud_hub.api.deps import NowDep, Operator, SessionDep
+    from cloud_hub.api.deps import NowDep, Operator, SessionDep, not_found
     from cloud_hub.auth import audit
 
     @router.post("/{alert_id}/ack")
-    def ack_alert(alert_id: int, session: SessionDep, user: Operator, now: NowDep) -> AlertPublic:
+    def ack_alert(
+        alert_id: int, request: Request, session: SessionDep, user: Operator, now: NowDep
+    ) -> AlertPublic:
         alert = session.scalar(
             select(Alert).where(Alert.id == alert_id, user.scope.schools(Alert.school_id))
         )
-        if alert is None:
-            raise HTTPException(404, f"alert {alert_id} not found")
+        if alert is None:  # unknown or out of scope: the same 404, noted in the audit log
+            raise not_found(request, user=user, now=now, what=f"alert {alert_id}")
         ...  # change it
         audit.record(session, actor=user, action="alert.ack", target=f"alert:{alert_id}",
                      result=audit.Result.OK, at=now)

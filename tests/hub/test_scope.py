@@ -114,6 +114,12 @@ def test_out_of_scope_school_is_404_exactly_like_an_unknown_one(
         "s-404", "X"
     )
     assert client.get("/api/v1/schools/s-1", headers=ops).status_code == 200
+    admin = bearer(tokens["admin"])
+    noted = client.get("/api/v1/audit", params={"result": "not_found"}, headers=admin).json()
+    assert [(e["actor"], e["target"]) for e in noted["data"]] == [
+        ("north-ops", "GET /api/v1/schools/s-404"),
+        ("north-ops", "GET /api/v1/schools/s-2"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Path, Request
 
-from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep
+from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep, not_found
 from cloud_hub.api.schemas import (
     DeviceCounts,
     DistrictRef,
@@ -70,6 +70,7 @@ def list_schools(
 
 @router.get("/{school_id}", response_model=SchoolPublic)
 def get_school(
+    request: Request,
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
@@ -78,5 +79,5 @@ def get_school(
 ) -> SchoolPublic:
     view = topology.get_school(session, school_id=school_id, scope=user.scope)
     if view is None:
-        raise HTTPException(status_code=404, detail=f"school {school_id!r} not found")
+        raise not_found(request, user=user, now=now, what=f"school {school_id!r}")
     return to_public(view, now=now, offline_after_s=settings.offline_after_s)

@@ -1,7 +1,9 @@
 """Login rate limiting, counted from the audit log so every hub worker sees the same failures.
 
 A username with ``max_per_user`` failed logins, or a source address with ``max_per_source``, in the
-last ``window_s`` seconds is refused (429) until the oldest of those failures leaves the window.
+last ``window_s`` seconds is refused (429) before any password is hashed. Refused attempts count
+as failures too, so a guesser that keeps trying stays locked out; the account's owner waits out
+the window (or an administrator issues a token with ``campus hub user token``).
 """
 
 from __future__ import annotations

@@ -6,10 +6,9 @@ The outbox merges its oldest telemetry when it runs over its disk budget. Window
 
 * ``count`` is the sum, ``min``/``max`` the extremes, ``mean`` the count-weighted mean (clamped to
   ``[min, max]`` against float rounding), ``last`` the ``last`` of the latest window: exact.
-* ``p95`` cannot be merged exactly from summaries. The merged ``p95`` is the largest ``p95`` of the
-  parts: an upper bound of the true one (at least 95 % of every part, so of the whole, lies at or
-  below it), which is the safe side for a "p95 must stay under" rule. When any part lacks ``p95``
-  the merged window has none.
+* ``p95`` is not kept (``None``): a percentile of the whole cannot be rebuilt from the parts'
+  percentiles (not even bounded: parts ``[0, 10]`` and ``[0, 10]`` each have a p95 of 9.5, the
+  whole has 10), and an estimate would reach the hub looking like a measurement.
 * ``samples`` (raw readings and state changes) are kept in full, concatenated in time order: a
   state change is never hidden by a merge.
 * ``unit`` is the first part's.
@@ -56,14 +55,12 @@ def merge_stats(parts: list[PointStats]) -> PointStats:
     low = min(p.min for p in parts)
     high = max(p.max for p in parts)
     mean = math.fsum(p.mean * p.count for p in parts) / count
-    p95s = [p.p95 for p in parts]
     return PointStats(
         count=count,
         min=low,
         max=high,
         mean=min(max(mean, low), high),
         last=parts[-1].last,
-        p95=None if any(p is None for p in p95s) else max(p for p in p95s if p is not None),
         unit=parts[0].unit,
     )
 

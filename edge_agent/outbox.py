@@ -53,6 +53,7 @@ transaction.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import sqlite3
@@ -265,6 +266,7 @@ class Outbox:
                     for i, (kind, data, n) in enumerate(encoded)
                 ],
             )
+        self._write_succeeded()
         added = sum(len(data) for _, data, _ in encoded) + ROW_OVERHEAD_BYTES * len(encoded)
         self._bytes += added
         self._appended.append((time.monotonic(), added))
@@ -400,7 +402,12 @@ class Outbox:
     # -- budget -------------------------------------------------------------------------------
 
     def _merge_oldest(self) -> bool:
-        """Rewrite the oldest unmerged, unsent telemetry rows as merged batches."""
+        """Rewrite the oldest unmerged, unsent telemetry rows as merged batches.
+
+        Rows whose windows all lie in buckets that have closed (older than the bucket of the
+        newest queued window) are taken, so buckets are merged whole; only when there are none
+        is the open bucket merged too.
+        """
         rows = self._db.execute(
             f"SELECT seq, body, windows, position FROM outbox "
             f"WHERE lane = {TELEMETRY_LANE} AND merged = 0 AND attempts = 0 "
@@ -409,18 +416,25 @@ class Outbox:
         ).fetchall()
         if not rows:
             return False
-        windows: list[Telemetry] = []
-        unreadable: list[tuple[int, int]] = []
-        for seq, body, count, _ in rows:
-            try:
-                parsed = parse_body_json(MessageKind.TELEMETRY, bytes(body))
-            except ValidationError:
-                unreadable.append((seq, count))
-                continue
-            if isinstance(parsed, TelemetryBatch):
-                windows.extend(parsed.windows)
-            elif isinstance(parsed, Telemetry):
-                windows.append(parsed)
+        (newest,) = self._db.execute(
+            f"SELECT body FROM outbox WHERE lane = {TELEMETRY_LANE} AND merged = 0 "
+            f"ORDER BY position DESC, seq DESC LIMIT 1"
+        ).fetchone()
+        open_from = max(
+            (w.window_start.timestamp() for w in _telemetry_windows(bytes(newest)) or ()),
+            default=math.inf,
+        )
+        open_from = math.floor(open_from / self.merge_window_s) * self.merge_window_s
+        parsed = [(seq, count, _telemetry_windows(bytes(body))) for seq, body, count, _ in rows]
+        closed = list(
+            itertools.takewhile(
+                lambda r: all(w.window_start.timestamp() < open_from for w in r[2] or ()), parsed
+            )
+        )
+        chosen = closed or parsed
+        rows = rows[: len(chosen)]
+        windows = [w for _, _, ws in chosen for w in ws or ()]
+        unreadable = [(seq, count) for seq, count, ws in chosen if ws is None]
         merged = merge_windows(windows, self.merge_window_s)
         position = rows[0][3]
         new_rows = [
@@ -580,6 +594,7 @@ class Outbox:
         return OutboxWriteError(reason, self.path, exc)
 
     def _write_succeeded(self) -> None:
+        """An append got through (deletes and small updates may pass on a nearly full disk)."""
         if self._disk != "ok":
             log.info("outbox %s: writes succeed again (was %s)", self.path, self._disk)
             self._disk = "ok"
@@ -618,7 +633,6 @@ class _Writing:
             except sqlite3.OperationalError as failed:
                 self._rollback()
                 raise self._outbox._write_failed(failed) from failed
-            self._outbox._write_succeeded()
             return
         self._rollback()
         if isinstance(exc, sqlite3.OperationalError):
@@ -637,6 +651,17 @@ def _windows(body: Body) -> int:
     if isinstance(body, TelemetryBatch):
         return len(body.windows)
     return 1 if isinstance(body, Telemetry) else 0
+
+
+def _telemetry_windows(body: bytes) -> list[Telemetry] | None:
+    """The windows of a stored telemetry body; None when it fits no telemetry model."""
+    try:
+        parsed = parse_body_json(MessageKind.TELEMETRY, body)
+    except ValidationError:
+        return None
+    if isinstance(parsed, TelemetryBatch):
+        return list(parsed.windows)
+    return [parsed] if isinstance(parsed, Telemetry) else None
 
 
 def _chunks(items: list[MergedWindow], size: int) -> list[list[MergedWindow]]:

@@ -1,12 +1,26 @@
-"""The SQLite outbox: durable seq, ack-then-delete, seq order."""
+"""The SQLite outbox: durable seq, ack-then-delete, priority lanes, disk budget, corruption."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
-from campus_protocol.messages import MessageKind, State
-from edge_agent.outbox import Outbox
+import pytest
+
+from campus_protocol.messages import (
+    Event,
+    EventState,
+    MessageKind,
+    PointStats,
+    Severity,
+    State,
+    Telemetry,
+    TelemetryBatch,
+    parse_body_json,
+)
+from edge_agent.outbox import Outbox, OutboxCorrupt
 
 
 def test_seq_strictly_increases_across_close_and_reopen(tmp_path: Path) -> None:
@@ -124,3 +138,158 @@ def test_discard_deletes_the_row(tmp_path: Path) -> None:
         outbox.discard(row, "too_large")
         assert outbox.depth() == 0
         assert outbox.stats().last_seq == 0
+
+
+# --- disk budget: merge the oldest telemetry, then drop, never events ------------------------
+
+
+def window(index: int, value: float, device: str = "meter-1") -> Telemetry:
+    stats = PointStats(count=2, min=value, max=value + 1, mean=value + 0.5, last=value + 1)
+    return Telemetry(
+        device=device,
+        profile="eastron_sdm120",
+        room="lab-3",
+        window_start=datetime.fromtimestamp(index * 10, UTC),
+        window_end=datetime.fromtimestamp(index * 10 + 10, UTC),
+        points={"power": stats},
+    )
+
+
+def event(index: int) -> Event:
+    return Event(
+        rule="gas-high",
+        device="lab-3-gas",
+        point="co",
+        state=EventState.RAISED,
+        severity=Severity.II,
+        value=float(index),
+        threshold=1,
+        standard="GBZ 2.1-2019",
+        at=datetime.fromtimestamp(index, UTC),
+    )
+
+
+def queued_windows(outbox: Outbox) -> list[Telemetry]:
+    windows: list[Telemetry] = []
+    for row in outbox.pending(limit=100_000):
+        if row.kind is MessageKind.TELEMETRY:
+            body = parse_body_json(row.kind, row.body)
+            windows += body.windows if isinstance(body, TelemetryBatch) else [body]  # type: ignore[list-item,attr-defined]
+    return windows
+
+
+def test_over_budget_the_oldest_telemetry_is_merged_with_its_totals_exact(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3", budget_bytes=40_000, merge_window_s=300) as outbox:
+        for i in range(0, 300, 10):
+            outbox.append_many([(MessageKind.TELEMETRY, window(j, j)) for j in range(i, i + 10)])
+
+        report = outbox.budget_report()
+        windows = queued_windows(outbox)
+
+    assert report.bytes <= 40_000 and report.discarded == {} and report.discarded_windows == 0
+    assert report.merged_windows > 0
+    assert sum(w.points["power"].count for w in windows) == 2 * 300, "no reading lost"
+    merged = [w for w in windows if (w.window_end - w.window_start).total_seconds() > 10]
+    assert all(w.points["power"].count == 60 for w in merged[:-1]), "30 windows per 300 s"
+    assert report.merged_windows == sum(w.points["power"].count for w in merged) // 2
+    starts = [w.window_start for w in windows]
+    assert starts == sorted(starts), "merged windows keep their place: oldest first"
+
+
+def test_past_merging_old_heartbeats_then_the_oldest_telemetry_go_and_events_never(
+    tmp_path: Path,
+) -> None:
+    health = State(online=True)  # a stand-in body: the budget goes by kind and size
+    with Outbox(tmp_path / "o.sqlite3", budget_bytes=8_000, merge_window_s=100) as outbox:
+        for i in range(200):
+            _, newest_health, *_ = outbox.append_many(
+                [(MessageKind.TELEMETRY, window(i, i)), (MessageKind.HEALTH, health)]
+                + ([(MessageKind.EVENT, event(i))] if i % 20 == 0 else [])
+            )
+        rows = outbox.pending(limit=100_000)
+        report = outbox.budget_report()
+        windows = queued_windows(outbox)
+
+    kinds = [r.kind for r in rows]
+    assert kinds.count(MessageKind.EVENT) == 10, "events are never dropped"
+    assert newest_health in [r.seq for r in rows], "the newest heartbeat is never dropped"
+    assert report.discarded["health:disk_budget"] == 200 - kinds.count(MessageKind.HEALTH)
+    assert kinds.count(MessageKind.HEALTH) < 10, "old heartbeats went first"
+    assert report.discarded["telemetry:disk_budget"] > 0
+    delivered_sources = sum(w.points["power"].count // 2 for w in windows)
+    assert delivered_sources + report.discarded_windows == 200, "every window is accounted for"
+    assert max(w.window_end for w in windows) == window(199, 0).window_end, "the newest stays"
+
+
+def test_rows_handed_to_a_publish_are_never_merged_or_dropped(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3", budget_bytes=6_000, merge_window_s=100) as outbox:
+        sent = outbox.append_many([(MessageKind.TELEMETRY, window(i, i)) for i in range(5)])
+        outbox.mark_sent(sent)
+        for i in range(5, 200):
+            outbox.append(MessageKind.TELEMETRY, window(i, i))
+        rows = outbox.pending(limit=100_000)
+
+        assert [r.seq for r in rows[:5]] == sent
+        assert [r.attempts for r in rows[:5]] == [1] * 5
+
+
+def test_merge_and_drop_counts_belong_to_the_outbox_and_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    with Outbox(path, budget_bytes=6_000, merge_window_s=100) as outbox:
+        for i in range(200):
+            outbox.append(MessageKind.TELEMETRY, window(i, i))
+        before = outbox.budget_report()
+    with Outbox(path, budget_bytes=6_000, merge_window_s=100) as outbox:
+        after = outbox.budget_report()
+
+    assert before.merged_windows > 0 and before.discarded_windows > 0
+    assert (after.merged_windows, after.discarded_windows, after.discarded, after.bytes) == (
+        before.merged_windows,
+        before.discarded_windows,
+        before.discarded,
+        before.bytes,
+    )
+
+
+def test_offline_autonomy_is_the_budget_left_at_the_current_append_rate(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3", budget_bytes=1 << 30) as outbox:
+        assert outbox.budget_report().offline_autonomy_h is None, "no rate before any append"
+        for i in range(20):
+            outbox.append(MessageKind.TELEMETRY, window(i, i))
+        report = outbox.budget_report()
+
+    assert report.offline_autonomy_h is not None
+    # 20 rows in well under a second is a rate of at least 20 rows per second
+    assert 0 < report.offline_autonomy_h < (1 << 30) / (20 * report.bytes / 20) / 3600 + 1
+
+
+def test_a_corrupt_outbox_is_moved_aside_and_a_new_one_starts_with_a_new_epoch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(path) as outbox:
+        old_epoch = outbox.epoch
+        outbox.append_many([(MessageKind.TELEMETRY, window(i, i)) for i in range(50)])
+    with path.open("r+b") as file:  # garble every page after the header page
+        file.seek(4096)
+        file.write(b"\xa5" * (path.stat().st_size - 4096))
+
+    with pytest.raises(OutboxCorrupt):
+        Outbox(path)
+    with caplog.at_level(logging.ERROR), Outbox.open_or_replace(path) as outbox:
+        outbox.append(MessageKind.EVENT, event(1))
+        assert outbox.epoch != old_epoch
+        assert [r.kind for r in outbox.pending()] == [MessageKind.EVENT]
+
+    (aside,) = tmp_path.glob("outbox.sqlite3.corrupt-*[0-9Z]")
+    assert f"outbox {path} is corrupt" in caplog.text and str(aside) in caplog.text
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside_too(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    path.write_bytes(b"this is not SQLite" * 100)
+
+    with Outbox.open_or_replace(path) as outbox:
+        assert outbox.depth() == 0
+
+    assert len(list(tmp_path.glob("outbox.sqlite3.corrupt-*"))) == 1

@@ -144,6 +144,8 @@ class HubUplink:
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Publish batches of rows until stopping (then for at most the grace period)."""
+        # aiomqtt warns past this many unacknowledged publishes: a full batch is expected
+        client.pending_calls_threshold = max(client.pending_calls_threshold, self.max_in_flight)
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while True:

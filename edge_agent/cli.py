@@ -282,15 +282,22 @@ def sample_config() -> None:
 
 @outbox_app.command("stats")
 def outbox_stats(config: ConfigOption, profiles: ProfilesOption = None) -> None:
-    """Depth by kind, last seq and the oldest waiting row of the agent's outbox."""
+    """Depth by kind, last seq, the oldest waiting row, disk budget, merges and drops."""
     settings, _ = _load_or_exit(config, profiles)
     path = settings.data_dir / OUTBOX_FILE
     if not path.exists():
         console.print(f"no outbox at {path} (the agent has not run yet)")
         return
-    with Outbox(path) as outbox:
+    with Outbox(path, budget_bytes=settings.outbox.budget_bytes) as outbox:
         stats = outbox.stats()
+        budget = outbox.budget_report()
     console.print(f"outbox {stats.path}: {stats.depth} rows waiting, last seq {stats.last_seq}")
+    console.print(
+        f"disk budget: {budget.bytes / 2**20:.1f} of {budget.budget_bytes / 2**20:.0f} MiB; "
+        f"{budget.merged_windows} windows merged, {budget.discarded_windows} windows dropped"
+    )
+    for reason, count in budget.discarded.items():
+        console.print(f"dropped {reason}: {count}")
     if stats.oldest_created_at is not None:
         oldest = datetime.fromtimestamp(stats.oldest_created_at, UTC).isoformat(timespec="seconds")
         console.print(f"oldest waiting row written {oldest}")

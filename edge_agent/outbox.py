@@ -53,6 +53,7 @@ transaction.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -272,7 +273,8 @@ class Outbox:
         self._appended.append((time.monotonic(), added))
         OUTBOX_DEPTH.inc(len(encoded))
         if self._bytes > self.budget_bytes:
-            self.enforce_budget()
+            with contextlib.suppress(OutboxWriteError):  # stored all the same; logged
+                self.enforce_budget()
         return list(range(first, last + 1))
 
     def next_seq(self) -> int:
@@ -318,7 +320,9 @@ class Outbox:
             self._count_drops(row.lane, reason, deleted, windows)
         self._bytes -= freed
         OUTBOX_DEPTH.dec(deleted)
-        OUTBOX_DISCARDED.labels(_lane_name(row.lane), reason, str(intentional).lower()).inc()
+        OUTBOX_DISCARDED.labels(_lane_name(row.lane), reason, str(intentional).lower()).inc(
+            deleted
+        )
 
     def count_unstored(self, kind: MessageKind, reason: str) -> None:
         """Count a message that could not be stored (the disk refused it)."""

@@ -84,6 +84,7 @@ def test_outbox_stats_reports_depth_and_last_seq(tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert "2 rows waiting, last seq 1" in result.output
+    assert "0 windows merged, 0 windows dropped" in result.output
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["once"], ["outbox", "stats"]])

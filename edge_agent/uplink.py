@@ -96,11 +96,14 @@ class HubUplink:
         )
 
     async def _session(self) -> bool:
-        async with self._client() as client:
-            self.link.up()
-            await self._publish_state(client, online=True)
-            await self._drain(client)
-            await self._publish_state(client, online=False)
+        try:
+            async with self._client() as client:
+                self.link.up()
+                await self._publish_state(client, online=True)
+                await self._drain(client)
+                await self._publish_state(client, online=False)
+        except OutboxWriteError as exc:  # the will and the states need a durable seq: retry later
+            raise aiomqtt.MqttError(f"no seq for the will or state: {exc}") from exc
         return True
 
     def close(self, grace_s: float = 5.0) -> None:

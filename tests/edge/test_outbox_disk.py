@@ -10,16 +10,21 @@ does, after I/O errors); that refusal takes the same path (``OutboxWriteError``,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from campus_protocol.messages import MessageKind, State
-from edge_agent.app import OUTBOX_FILE
+from cloud_hub.broker import MosquittoBroker
+from edge_agent.app import OUTBOX_FILE, Agent
 from edge_agent.outbox import Outbox, OutboxWriteError
+from tests.edge.support import PROFILE, VALUES, wait_until
+from tests.edge.test_agent import meter, settings
 from tests.edge.test_outbox import window
 
 
@@ -84,3 +89,48 @@ def test_a_full_disk_is_logged_once_with_the_path_and_the_recovery_once(
     refusals = [r for r in caplog.records if "writes refused" in r.getMessage()]
     assert len(refusals) == 1 and str(path) in refusals[0].getMessage()
     assert sum("writes succeed again" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_the_agent_keeps_acquiring_on_a_full_disk_and_counts_what_it_could_not_store(
+    small_disk: SmallDisk,
+    mosquitto_broker: MosquittoBroker,
+    modbus_server: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await modbus_server(PROFILE, VALUES)
+    small_disk.resize("4m")  # room for the agent's files; a filler takes the rest later
+    agent = Agent(
+        settings(mosquitto_broker, small_disk.path, [meter(server.port)]), {PROFILE.id: PROFILE}
+    )
+    mosquitto_broker.stop()  # nothing drains: the outbox only grows
+    with caplog.at_level(logging.INFO, logger="edge_agent.outbox"):
+        task = asyncio.create_task(agent.run())
+        await wait_until(lambda: agent.windows_enqueued >= 1)
+        filler = small_disk.path / "filler"
+        try:  # another program fills the disk
+            with filler.open("wb") as out:
+                while True:
+                    out.write(b"\0" * 4096)
+                    out.flush()
+        except OSError:
+            pass
+
+        def unstored() -> int:
+            return agent.status().outbox.discarded.get("telemetry:disk_full", 0)
+
+        await wait_until(lambda: unstored() >= 2, timeout_s=10)
+        mosquitto_broker.start()  # reconnecting while the disk is full must not end the agent
+        await asyncio.sleep(1.5)
+        assert not task.done(), "a full disk never ends the agent"
+        assert agent.status().outbox.disk == "disk_full"
+
+        filler.unlink()
+        enqueued = agent.windows_enqueued
+        await wait_until(lambda: agent.windows_enqueued > enqueued + 1, timeout_s=10)
+        assert agent.status().outbox.disk == "ok"
+        agent.request_stop()
+        await asyncio.wait_for(task, 10)
+
+    refusals = [r.getMessage() for r in caplog.records if "writes refused" in r.getMessage()]
+    assert len(refusals) == 1 and str(small_disk.path / OUTBOX_FILE) in refusals[0]
+    assert "Traceback" not in caplog.text

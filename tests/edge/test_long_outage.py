@@ -118,7 +118,7 @@ async def test_a_budget_exhausted_in_a_long_outage_accounts_for_every_window_and
     # no event lost, all before the backlog's telemetry
     kinds = [e.kind for e in arrivals]
     first_telemetry = kinds.index(MessageKind.TELEMETRY)
-    assert [e.seq for e in arrivals[:first_telemetry] if e.kind is MessageKind.EVENT] == events
+    assert set(events) <= {e.seq for e in arrivals[:first_telemetry]}
     assert (
         sum(isinstance(e.body, Event) for e in arrivals)
         == (OUTAGE_WINDOWS + LIVE_WINDOWS + 49) // 50

@@ -1,8 +1,10 @@
 """Merging telemetry windows: fewer, longer windows with the same totals (pure, no I/O).
 
-The outbox merges its oldest telemetry when it runs over its disk budget. Windows of one device
-(same device, profile and room) whose starts fall in the same ``span_s`` bucket of the wall clock
-(``floor(window_start / span_s)``) become one window ``[first start, last end)``. Per point:
+The outbox merges its oldest telemetry when it runs over its disk budget. Adjacent windows of one
+device (same device, profile and room; each starting where the previous one ended) whose starts
+fall in the same ``span_s`` bucket of the wall clock (``floor(window_start / span_s)``) become one
+window ``[first start, last end)``. A gap (no data, or a window already handed to the uplink)
+splits a bucket, so a merged window never covers time that none of its parts covered. Per point:
 
 * ``count`` is the sum, ``min``/``max`` the extremes, ``mean`` the count-weighted mean (clamped to
   ``[min, max]`` against float rounding), ``last`` the ``last`` of the latest window: exact.
@@ -44,9 +46,21 @@ def merge_windows(windows: Iterable[Telemetry], span_s: float) -> list[MergedWin
         key = (window.device, window.profile, window.room, bucket)
         buckets.setdefault(key, []).append(window)
     return [
-        MergedWindow(_merge(sorted(parts, key=lambda w: w.window_start)), len(parts))
+        MergedWindow(_merge(run), len(run))
         for _, parts in sorted(buckets.items(), key=lambda item: item[0])
+        for run in _adjacent_runs(sorted(parts, key=lambda w: w.window_start))
     ]
+
+
+def _adjacent_runs(windows: list[Telemetry]) -> list[list[Telemetry]]:
+    """Split time-ordered windows where one does not start at the previous one's end."""
+    runs: list[list[Telemetry]] = []
+    for window in windows:
+        if runs and runs[-1][-1].window_end == window.window_start:
+            runs[-1].append(window)
+        else:
+            runs.append([window])
+    return runs
 
 
 def merge_stats(parts: list[PointStats]) -> PointStats:

@@ -77,6 +77,9 @@ async def test_agent_forwards_closed_windows_and_heartbeats_then_stops_cleanly(
         assert body.points["power"].last == pytest.approx(VALUES["power"])
         assert body.points["temperature"].unit == "°C"
     assert health and health[-1].devices[0].status == "online"
+    report = health[-1].outbox
+    assert report is not None and report.budget_bytes == 1 << 30 and report.disk == "ok"
+    assert report.discarded == {} and report.offline_autonomy_h is not None
     assert health[0].site.school_id == "s1"
     assert received[0].body == State(online=True)
     assert len({(e.node, e.seq) for e in received}) == len(received), "every seq is unique"

@@ -70,6 +70,15 @@ def test_windows_merge_per_device_and_wall_clock_bucket_only() -> None:
     ]
 
 
+def test_a_gap_splits_a_bucket_so_no_merged_window_covers_time_without_data() -> None:
+    windows = [window("a", i, [float(i)]) for i in (0, 1, 3, 4, 5)]
+
+    merged = merge_windows(windows, span_s=100)
+
+    assert [(m.window.window_start.timestamp(), m.window.window_end.timestamp(), m.sources)
+            for m in merged] == [(0, 20, 2), (30, 60, 3)]  # fmt: skip
+
+
 def test_a_window_alone_in_its_bucket_is_left_as_it_was_p95_included() -> None:
     alone = window("a", 0, [1.0, 2.0], p95=1.95)
 

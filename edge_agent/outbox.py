@@ -69,13 +69,13 @@ from pydantic import ValidationError
 
 from campus_protocol.envelope import new_epoch
 from campus_protocol.messages import (
-    MAX_BATCH_WINDOWS,
     Body,
     MessageKind,
     Telemetry,
     TelemetryBatch,
     parse_body_json,
 )
+from edge_agent.aggregate import pack_windows
 from edge_agent.health import (
     OUTBOX_DEPTH,
     OUTBOX_DISCARDED,
@@ -84,7 +84,7 @@ from edge_agent.health import (
     OUTBOX_REPLACED,
     BudgetReport,
 )
-from edge_agent.merge import MergedWindow, merge_windows
+from edge_agent.merge import merge_windows
 
 log = logging.getLogger(__name__)
 
@@ -441,13 +441,13 @@ class Outbox:
         unreadable = [(seq, count) for seq, count, ws in chosen if ws is None]
         merged = merge_windows(windows, self.merge_window_s)
         position = rows[0][3]
-        new_rows = [
-            (
-                TelemetryBatch(windows=[m.window for m in chunk]).model_dump_json().encode(),
-                sum(m.sources for m in chunk),
-            )
-            for chunk in _chunks(merged, MAX_BATCH_WINDOWS)
-        ]
+        new_rows: list[tuple[bytes, int]] = []  # (body, source windows), each a sendable message
+        taken = 0
+        for body in pack_windows([m.window for m in merged]):
+            count = len(body.windows) if isinstance(body, TelemetryBatch) else 1
+            sources = sum(m.sources for m in merged[taken : taken + count])
+            new_rows.append((body.model_dump_json().encode(), sources))
+            taken += count
         now = time.time()
         with self._writing():
             freed, deleted, _ = self._delete([seq for seq, *_ in rows])
@@ -667,6 +667,3 @@ def _telemetry_windows(body: bytes) -> list[Telemetry] | None:
         return list(parsed.windows)
     return [parsed] if isinstance(parsed, Telemetry) else None
 
-
-def _chunks(items: list[MergedWindow], size: int) -> list[list[MergedWindow]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

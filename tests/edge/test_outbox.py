@@ -20,7 +20,8 @@ from campus_protocol.messages import (
     TelemetryBatch,
     parse_body_json,
 )
-from edge_agent.outbox import Outbox, OutboxCorrupt
+from edge_agent.aggregate import BATCH_BYTES
+from edge_agent.outbox import Outbox, OutboxCorrupt, OutboxRow
 
 
 def test_seq_strictly_increases_across_close_and_reopen(tmp_path: Path) -> None:
@@ -170,8 +171,12 @@ def event(index: int) -> Event:
 
 
 def queued_windows(outbox: Outbox) -> list[Telemetry]:
+    return queued_windows_of(outbox.pending(limit=100_000))
+
+
+def queued_windows_of(rows: list[OutboxRow]) -> list[Telemetry]:
     windows: list[Telemetry] = []
-    for row in outbox.pending(limit=100_000):
+    for row in rows:
         if row.kind is MessageKind.TELEMETRY:
             body = parse_body_json(row.kind, row.body)
             windows += body.windows if isinstance(body, TelemetryBatch) else [body]  # type: ignore[list-item,attr-defined]
@@ -293,3 +298,21 @@ def test_a_file_that_is_not_a_database_is_moved_aside_too(tmp_path: Path) -> Non
         assert outbox.depth() == 0
 
     assert len(list(tmp_path.glob("outbox.sqlite3.corrupt-*"))) == 1
+
+
+def test_merged_rows_are_each_small_enough_to_send(tmp_path: Path) -> None:
+    # 3000 devices with a window each, queued as batches: nothing to combine, so the merge rewrites
+    # them, and its rows must stay within what one message may carry
+    batches = [
+        TelemetryBatch(windows=[window(0, i, device=f"dev-{i}") for i in range(j, j + 150)])
+        for j in range(0, 3000, 150)
+    ]
+    with Outbox(tmp_path / "o.sqlite3", budget_bytes=10_000_000) as outbox:
+        outbox.append_many([(MessageKind.TELEMETRY, batch) for batch in batches])
+        outbox.budget_bytes = outbox.budget_report().bytes - 1
+        outbox.enforce_budget()
+        rows = outbox.pending(limit=10_000)
+        dropped = outbox.budget_report().discarded_windows
+
+    assert len(queued_windows_of(rows)) + dropped == 3000
+    assert all(len(r.body) <= BATCH_BYTES for r in rows), "each row is one message"

@@ -302,3 +302,24 @@ def test_the_audit_log_is_for_city_admins_only_and_append_only(
     for statement in ("UPDATE audit_entry SET result = 'ok'", "DELETE FROM audit_entry"):
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
+
+
+def test_the_audit_log_pages_back_and_filters(client: TestClient, admin: str) -> None:
+    for number in range(3):
+        client.get("/api/v1/schools", headers=bearer(f"cit_forged-{number}"))
+
+    first = client.get("/api/v1/audit", params={"limit": 2}, headers=bearer(admin)).json()
+    rest = client.get(
+        "/api/v1/audit", params={"limit": 2, "before_id": first["data"][-1]["id"]},
+        headers=bearer(admin),
+    ).json()  # fmt: skip
+
+    assert first["count"] == rest["count"] == 3
+    assert [e["id"] for e in first["data"] + rest["data"]] == [3, 2, 1]
+    since = client.get(
+        "/api/v1/audit", params={"since": "2026-03-02T08:00:00+00:00", "result": "ok"},
+        headers=bearer(admin),
+    ).json()  # fmt: skip
+    assert since == {"data": [], "count": 0}
+    naive = client.get("/api/v1/audit", params={"since": "2026-03-02T08:00"}, headers=bearer(admin))
+    assert naive.status_code == 422  # a time without its offset is ambiguous

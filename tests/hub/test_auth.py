@@ -119,6 +119,8 @@ def test_login_gives_a_token_and_a_cookie_that_open_the_api(
         "bearer",
     )
     assert body["expires_at"] == "2026-03-02T20:00:00Z"  # 12 h default
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie  # http
     assert client.get("/api/v1/auth/me").json()["username"] == "admin"  # the cookie
     client.cookies.clear()
     me = client.get("/api/v1/auth/me", headers=bearer(body["access_token"])).json()

@@ -77,7 +77,12 @@ def login(
     )
     log(audit.Result.OK, f"token {row.id}")
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=int(auth.token_ttl_s), httponly=True, samesite="strict"
+        SESSION_COOKIE,
+        token,
+        max_age=int(auth.token_ttl_s),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",  # behind TLS the cookie never travels in clear
     )
     return TokenPublic(
         access_token=token,

@@ -28,6 +28,7 @@ class DemoBroker(Protocol):
     def password_for(self, gateway: str) -> str: ...
     def describe(self) -> str: ...
     async def stop(self) -> None: ...
+    async def start(self) -> None: ...
 
 
 class MosquittoDemoBroker:
@@ -61,6 +62,10 @@ class MosquittoDemoBroker:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._broker.stop)
+
+    async def start(self) -> None:
+        """Start again after ``stop()``, on the same ports with the same passwords."""
+        await asyncio.to_thread(self._broker.start)
 
 
 class AmqttDemoBroker:

@@ -2,19 +2,23 @@
 
 Starts a broker (Mosquitto with a TLS hub listener when installed, else the plain in-process amqtt
 broker), the hub on SQLite, one simulated device fleet, and one edge agent process per school;
-waits until every school is online and prints the API's URL. Ctrl-C (or ``--duration``) stops
-everything in reverse order.
+waits until every school is online and prints the dashboard's, the API's and every agent's status
+page URL. Each agent's uplink goes through a relay the demo can cut, and a small control API
+(``campus poke …``) injects faults while it runs. An agent or hub that exits is reported and
+restarted. Ctrl-C (or ``--duration``) stops everything in reverse order, quietly: the demo's own
+log lines go to ``<workdir>/demo.log``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import signal
 import socket
 import time as wall
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +31,13 @@ from rich.table import Table
 
 from campus_cli.brokers import DemoBroker, start_demo_broker
 from campus_cli.demo_admin import approve_demo_gateways, make_demo_admin
-from campus_cli.processes import Supervisor
+from campus_cli.demo_control import DemoControl, build_app
+from campus_cli.demo_status import status_line
+from campus_cli.poke import CONTROL_FILE
+from campus_cli.processes import Child, Supervisor
+from campus_cli.quiet_server import QuietServer
+from campus_cli.uplink_proxy import UplinkProxy
+from cloud_hub.broker import free_port
 from simulators.fleet import CityPlan, RunningFleet, SchoolPlan, plan_city, run_fleet
 from simulators.signals import SimClock, school_morning
 
@@ -70,8 +80,16 @@ class DemoError(RuntimeError):
     """The demo could not bring the city up; the message says which part and why."""
 
 
+#: an agent or the hub restarted more often than this gives up the demo (it is crash-looping)
+MAX_RESTARTS = 5
+STATUS_EVERY_S = 10.0
+
+
 def _port_is_free(port: int) -> bool:
+    """Whether the hub can listen on ``port`` (as uvicorn does: SO_REUSEADDR, so a port a
+    previous run just released, still in TIME_WAIT, counts as free)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -101,8 +119,18 @@ async def run_demo(options: DemoOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
     shutil.rmtree(options.workdir, ignore_errors=True)
     options.workdir.mkdir(parents=True)
+    _log_to_file(options.workdir / "demo.log")
     with contextlib.suppress(_Stopped):
         await _run(options, stop)
+
+
+def _log_to_file(path: Path) -> None:
+    """Library log lines (pymodbus, aiomqtt, uvicorn) go to a file, not over the demo's output."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
 
 
 async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
@@ -110,8 +138,13 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
     broker = await start_demo_broker(options.workdir / "broker", gateways)
     console.print(f"broker: {broker.describe()}")
     supervisor = Supervisor(options.workdir / "logs")
+    uplinks = {school.id: UplinkProxy(broker.host, broker.port) for school in options.plan.schools}
     fleet: RunningFleet | None = None
+    control: DemoControl | None = None
+    server: QuietServer | None = None
     try:
+        for proxy in uplinks.values():
+            await proxy.start()
         fleet = await run_fleet(
             options.plan,
             host="127.0.0.1",
@@ -119,6 +152,10 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
             site_broker_port=broker.site_port or broker.port,
             clock=SimClock(speed=1.0, start=school_morning(at=time(9, 0))),
         )
+        control = DemoControl(fleet=fleet, broker=broker, uplinks=uplinks)
+        server = QuietServer(build_app(control))
+        await server.start()
+        (options.workdir / CONTROL_FILE).write_text(server.url)
         api = f"http://127.0.0.1:{options.port}"
         admin = make_demo_admin(options.database_url, options.plan.city_id)
         if broker.provisioning is not None:
@@ -130,33 +167,70 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         _start_hub(supervisor, broker, options)
         # the hub's persistent session must exist before any gateway publishes
         await _until_stopped(stop, _wait_until_subscribed(api, supervisor))
+        status_pages: dict[str, str] = {}
         for school in options.plan.schools:
-            password = passwords[school.gateway_id]
-            config = _write_agent_config(school, fleet, broker, password, options)
+            status_port = free_port()
+            config = _write_agent_config(
+                school, fleet, broker, passwords[school.gateway_id], options,
+                uplink_port=uplinks[school.id].port, status_port=status_port,
+            )  # fmt: skip
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
+            status_pages[school.id] = f"http://127.0.0.1:{status_port}/"
         started = wall.monotonic()
+        signed_in = {"Authorization": f"Bearer {admin.token}"}
         await _until_stopped(
-            stop, _wait_until_online(api, admin.token, supervisor, len(options.plan.schools))
+            stop, _wait_until_online(api, signed_in, supervisor, len(options.plan.schools))
         )
         console.print(
             f"all {len(options.plan.schools)} schools online after "
             f"{wall.monotonic() - started:.1f} s"
         )
-        console.print(await _schools_table(api, admin.token))
-        console.print(
-            f"\nhub API: [bold]{api}/api/v1/schools[/bold]  (docs: {api}/docs, "
-            f"dashboard: {api}/)\n{admin.how_to_sign_in(api)}\n"
-            f"logs: {supervisor.log_dir}\nCtrl-C stops the demo."
-        )
-        await _until_stopped(stop, _watch(api, admin.token, supervisor, options.duration, started))
+        console.print(await _schools_table(api, signed_in, status_pages))
+        _print_how_to_use(api, supervisor, options)
+        console.print(admin.how_to_sign_in(api), highlight=False, soft_wrap=True)
+        console.print("Ctrl-C stops the demo.")
+        watch = _watch(api, signed_in, supervisor, control, status_pages, options.duration, started)
+        await _until_stopped(stop, watch)
     finally:
-        codes = supervisor.stop_all()
+        if server is not None:
+            await server.stop()
+        codes = await asyncio.to_thread(supervisor.stop_all)
+        for proxy in uplinks.values():
+            await proxy.close()
         if fleet is not None:
             await fleet.stop()
-        await broker.stop()
+        if control is None or not control.broker_stopped:
+            await broker.stop()
         failed = {name: code for name, code in codes.items() if code not in (0, -15)}
         if failed:
             console.print(f"[red]processes that did not exit cleanly:[/red] {failed}")
+
+
+def _print_how_to_use(api: str, supervisor: Supervisor, options: DemoOptions) -> None:
+    school = options.plan.schools[0]
+    default_dir = options.workdir == Path("var/demo").resolve()
+    demo_dir = "" if default_dir else f" --demo-dir {options.workdir}"
+    by_profile = {d.profile: d.id for d in school.devices}
+    device = by_profile.get("arlight_dali_logic_lite") or next(iter(by_profile.values()))
+    examples = [(f"stop-device {school.id} {device}", "its school turns amber")]
+    if gas := by_profile.get("honeywell_midas_gas"):
+        examples.append((f"set {school.id} {gas} concentration 30", "an orange (II) gas alert"))
+    examples += [
+        (f"cut-uplink {school.id}", "offline at the hub; restore-uplink drains its backlog"),
+        ("stop-broker", "every uplink down; start-broker brings them back"),
+    ]
+    width = max(len(command) for command, _ in examples)
+    console.print(
+        f"\ndashboard: [bold]{api}/[/bold]   hub API: [bold]{api}/api/v1/schools[/bold]  "
+        f"(docs: {api}/docs)\nlogs: {supervisor.log_dir}\n"
+        "poke it from another terminal (campus poke --help):",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for command, effect in examples:
+        console.print(f"  campus poke {command:<{width}}  # {effect}", highlight=False)
+    if demo_dir:
+        console.print(f"  (add{demo_dir} to each)", highlight=False)
 
 
 async def _until_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
@@ -202,12 +276,16 @@ def _write_agent_config(
     broker: DemoBroker,
     password: str,
     options: DemoOptions,
+    *,
+    uplink_port: int,
+    status_port: int,
 ) -> Path:
+    """The school's agent.yaml: its uplink through the school's relay, its status page on."""
     agent_dir = options.workdir / "agents" / school.gateway_id
     agent_dir.mkdir(parents=True)
     hub: dict[str, Any] = {
         "host": broker.host,
-        "port": broker.port,
+        "port": uplink_port,
         "password": password,
     }
     if broker.ca_file is not None:
@@ -219,6 +297,7 @@ def _write_agent_config(
         "data_dir": str(agent_dir),
         "window_s": options.window_s,
         "heartbeat_s": options.window_s,
+        "status_port": status_port,
         "devices": fleet.agent_device_configs(school.id),
     }
     path = agent_dir / "agent.yaml"
@@ -227,20 +306,12 @@ def _write_agent_config(
     return path
 
 
-async def _fetch_schools(client: httpx.AsyncClient, api: str, token: str) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"}
-    response = await client.get(f"{api}/api/v1/schools", headers=headers, timeout=5)
-    response.raise_for_status()
-    data: list[dict[str, Any]] = response.json()["data"]
-    return data
-
-
 async def _wait_until_subscribed(api: str, supervisor: Supervisor, timeout_s: float = 60.0) -> None:
     """Wait until the hub's ingest is subscribed to the broker (its ``/healthz`` says so)."""
     deadline = wall.monotonic() + timeout_s
     async with httpx.AsyncClient() as client:
         while wall.monotonic() < deadline:
-            _raise_if_a_child_died(supervisor)
+            _restart_exited(supervisor)
             with contextlib.suppress(httpx.HTTPError):
                 response = await client.get(f"{api}/healthz", timeout=2)
                 if response.json().get("ingest") == "subscribed":
@@ -252,15 +323,15 @@ async def _wait_until_subscribed(api: str, supervisor: Supervisor, timeout_s: fl
 
 
 async def _wait_until_online(
-    api: str, token: str, supervisor: Supervisor, expected: int, timeout_s: float = 120
+    api: str, headers: dict[str, str], supervisor: Supervisor, expected: int, timeout_s: float = 120
 ) -> None:
     deadline = wall.monotonic() + timeout_s
     last = -1
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=headers) as client:
         while wall.monotonic() < deadline:
-            _raise_if_a_child_died(supervisor)
+            _restart_exited(supervisor)
             try:
-                schools = await _fetch_schools(client, api, token)
+                schools = await _fetch(client, f"{api}/api/v1/schools")
             except httpx.HTTPError:
                 schools = []
             online = sum(1 for s in schools if s["status"] == "online")
@@ -270,46 +341,97 @@ async def _wait_until_online(
             if online >= expected:
                 return
             await asyncio.sleep(1)
-    raise DemoError(f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs")
+    raise DemoError(
+        f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs"
+    )
+
+
+async def _fetch(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
+    response = await client.get(url, timeout=5)
+    response.raise_for_status()
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
 
 
 async def _watch(
-    api: str, token: str, supervisor: Supervisor, duration: float | None, started: float
+    api: str,
+    headers: dict[str, str],
+    supervisor: Supervisor,
+    control: DemoControl,
+    status_pages: dict[str, str],
+    duration: float | None,
+    started: float,
 ) -> None:
-    async with httpx.AsyncClient() as client:
+    """Every few seconds: restart what exited, and print one status line."""
+    next_line = wall.monotonic() + STATUS_EVERY_S
+    async with httpx.AsyncClient(headers=headers) as client:
         while duration is None or wall.monotonic() - started < duration:
-            _raise_if_a_child_died(supervisor)
-            await asyncio.sleep(min(10.0, duration or 10.0))
+            _restart_exited(supervisor)
+            await asyncio.sleep(1.0)
+            if wall.monotonic() < next_line:
+                continue
+            next_line += STATUS_EVERY_S
             with contextlib.suppress(httpx.HTTPError):
-                schools = await _fetch_schools(client, api, token)
-                counts = {
-                    s: sum(1 for x in schools if x["status"] == s)
-                    for s in ("online", "degraded", "offline")
-                }
-                console.print(f"{datetime.now():%H:%M:%S} schools {counts}")
+                schools = await _fetch(client, f"{api}/api/v1/schools")
+                alerts = await _fetch(client, f"{api}/api/v1/alerts?state=active")
+                line = status_line(
+                    datetime.now(), schools, alerts,
+                    backlog=await _backlog(status_pages.values()),
+                    active=control.active(),
+                    restarts=sum(c.restarts for c in supervisor.children),
+                )  # fmt: skip
+                console.print(line, highlight=False, soft_wrap=True)
 
 
-def _raise_if_a_child_died(supervisor: Supervisor) -> None:
-    for child in supervisor.exited():
-        tail = child.log_path.read_text(errors="replace").splitlines()[-15:]
-        raise DemoError(
-            f"{child.name} exited with {child.process.returncode}; last log lines:\n"
-            + "\n".join(tail)
-        )
-
-
-async def _schools_table(api: str, token: str) -> Table:
+async def _backlog(status_pages: Iterable[str]) -> int | None:
+    """Messages waiting in every agent's outbox, from their status pages (None if none answer);
+    a client of its own: the hub's bearer token is not for the agents."""
+    depths = []
     async with httpx.AsyncClient() as client:
-        schools = await _fetch_schools(client, api, token)
+        for url in status_pages:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                status = (await client.get(f"{url}status", timeout=2)).json()
+                depths.append(int(status["outbox_depth"]))
+    return sum(depths) if depths else None
+
+
+def _restart_exited(supervisor: Supervisor) -> None:
+    """Report each child that exited, with its last log line, and start it again."""
+    for child in supervisor.exited():
+        if child.restarts >= MAX_RESTARTS:
+            tail = "\n".join(child.last_log_lines())
+            raise DemoError(
+                f"{child.name} keeps exiting ({child.restarts} restarts, last code "
+                f"{child.process.returncode}); last log lines:\n{tail}"
+            )
+        _report_exit(child)
+        supervisor.restart(child)
+
+
+def _report_exit(child: Child) -> None:
+    last = next((line for line in reversed(child.last_log_lines()) if line.strip()), "")
+    console.print(
+        f"[yellow]{child.name} exited with code {child.process.returncode}[/yellow]"
+        f" (last log line: {last.strip()[:160]!r}); restarting it",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+async def _schools_table(
+    api: str, headers: dict[str, str], status_pages: dict[str, str]
+) -> Table:
+    async with httpx.AsyncClient(headers=headers) as client:
+        schools = await _fetch(client, f"{api}/api/v1/schools")
     table = Table(title="Schools")
-    for column in ("district", "school", "gateway", "status", "devices online"):
+    for column in ("district", "school", "status", "devices online", "agent status page"):
         table.add_column(column)
     for s in schools:
         table.add_row(
             s["district"]["name"] or s["district"]["id"],
             f"{s['name']} ({s['id']})",
-            s["gateway"]["id"],
             s["status"],
             f"{s['devices']['online']}/{s['devices']['total']}",
+            status_pages.get(s["id"], ""),
         )
     return table

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from campus_cli.demo import demo
+from campus_cli.poke import app as poke_app
 from cloud_hub.cli import app as hub_app
 from edge_agent.cli import app as agent_app
 from edge_agent.field.cli import app as field_app
@@ -20,6 +21,7 @@ app.add_typer(agent_app, name="agent", help="The edge agent that runs on a schoo
 app.add_typer(hub_app, name="hub", help="The regional / central cloud hub.")
 app.add_typer(sim_app, name="sim", help="Simulated devices and fleets of schools.")
 app.command()(demo)
+app.add_typer(poke_app, name="poke")
 
 if __name__ == "__main__":
     app()

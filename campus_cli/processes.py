@@ -15,6 +15,12 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None
+    restarts: int = 0
+
+    def last_log_lines(self, count: int = 15) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()[-count:]
 
 
 @dataclass
@@ -25,9 +31,23 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        child = self._spawn(name, args, env, mode="wb")
+        self.children.append(child)
+        return child
+
+    def restart(self, child: Child) -> Child:
+        """Start an exited child again, its log continued (the crash stays readable)."""
+        again = self._spawn(child.name, child.args, child.env, mode="ab")
+        again.restarts = child.restarts + 1
+        self.children[self.children.index(child)] = again
+        return again
+
+    def _spawn(
+        self, name: str, args: tuple[str, ...], env: dict[str, str] | None, *, mode: str
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("wb") as log:
+        with log_path.open(mode) as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "campus_cli.main", *args],
                 stdout=log,
@@ -35,9 +55,7 @@ class Supervisor:
                 env={**os.environ, **(env or {})},
                 start_new_session=True,  # Ctrl-C reaches only the demo, which stops us in order
             )
-        child = Child(name=name, process=process, log_path=log_path)
-        self.children.append(child)
-        return child
+        return Child(name=name, process=process, log_path=log_path, args=args, env=env)
 
     def exited(self) -> list[Child]:
         return [c for c in self.children if c.process.poll() is not None]

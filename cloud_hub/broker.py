@@ -211,6 +211,7 @@ class MosquittoBroker:
             ["mosquitto", "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C reaches only its owner, which stops it in order
         )
         self.pid_file.write_text(f"{self._process.pid}\n")
         ports = [self.port] + ([self.site_port] if self.site_port else [])

@@ -90,6 +90,11 @@ class Agent:
         self._clock = clock
         modbus, mqtt = build_sources(settings, profiles, clock=clock)
         self.sources: list[Source] = [s for s in (modbus, mqtt) if s is not None]
+        self.units = {
+            d.id: {p: profiles[d.profile].unit_of(p) for p in profiles[d.profile].point_names}
+            for d in settings.devices
+        }
+        self.latest: dict[str, Reading] = {}  # each device's newest reading, for the status page
         self.aggregator = WindowAggregator(
             settings.window_s,
             {
@@ -201,11 +206,17 @@ class Agent:
     def status(self) -> StatusSnapshot:
         """The status-page view of this agent."""
         now = self._clock()
+        devices = []
+        for state in self.device_states():
+            latest = self.latest.get(state.device)
+            values = latest.values if latest is not None else {}
+            units = self.units.get(state.device, {})
+            devices.append(DeviceStatusView.of(state, now, values=values, units=units))
         return StatusSnapshot(
             gateway=self.node,
             started_at=self.started_at,
             taken_at=now,
-            devices=[DeviceStatusView.of(s, now) for s in self.device_states()],
+            devices=devices,
             uplink_connected=self.uplink.connected,
             uplink_last_error=str(self.uplink.last_error or ""),
             outbox_depth=self.outbox.depth(),
@@ -234,6 +245,7 @@ class Agent:
         return server
 
     def _on_reading(self, reading: Reading) -> None:
+        self.latest[reading.device] = reading
         self.aggregator.add(reading)
         self._on_firings(self.rules.on_reading(reading))
 

@@ -7,6 +7,7 @@ Metric names follow ``campus_<stage>_<name>_total``; every label has a bounded s
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,9 +82,18 @@ class DeviceStatusView:
     last_error: str
     failing_for_s: float | None
     invalid_values: int
+    values: dict[str, float] = field(default_factory=dict)  # the newest reading
+    units: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, state: DeviceState, now: float) -> DeviceStatusView:
+    def of(
+        cls,
+        state: DeviceState,
+        now: float,
+        *,
+        values: Mapping[str, float] | None = None,
+        units: Mapping[str, str] | None = None,
+    ) -> DeviceStatusView:
         return cls(
             device=state.device,
             profile=state.profile,
@@ -96,6 +106,8 @@ class DeviceStatusView:
             last_error=state.last_error,
             failing_for_s=state.failing_for_s(now),
             invalid_values=state.invalid_values,
+            values=dict(values or {}),
+            units=dict(units or {}),
         )
 
 

@@ -97,7 +97,7 @@ def render_page(snapshot: StatusSnapshot, site: SiteIdentity) -> str:
 </dl>
 <h2>Devices ({len(snapshot.devices)})</h2>
 <table>
-<thead><tr><th>Device</th><th>Room</th><th>Profile</th><th>Status</th>
+<thead><tr><th>Device</th><th>Room</th><th>Profile</th><th>Status</th><th>Current values</th>
 <th>Last good reading</th><th>Failing for</th><th>Last error</th></tr></thead>
 <tbody>
 {rows}
@@ -140,7 +140,11 @@ def _device_row(device: DeviceStatusView, now: float) -> str:
         else f"{_clock_time(device.last_ok_at)} ({_duration(now - device.last_ok_at)} ago)"
     )
     failing_for = "" if device.failing_for_s is None else _duration(device.failing_for_s)
-    cells = [device.device, room, device.profile, device.status, last_ok, failing_for]
+    values = ", ".join(
+        f"{point} {value:g} {device.units.get(point, '')}".rstrip()
+        for point, value in device.values.items()
+    )
+    cells = [device.device, room, device.profile, device.status, values, last_ok, failing_for]
     cells.append(device.last_error)  # external input (device replies), escaped like the rest
     row_class = ' class="failing"' if failing else ""
     return f"<tr{row_class}>" + "".join(f"<td>{escape(cell)}</td>" for cell in cells) + "</tr>"

@@ -108,6 +108,7 @@ async def test_status_json_shows_the_healthy_device_online_and_the_dead_one_offl
     assert devices["lab-3-meter"]["status"] == "online"
     assert devices["lab-3-meter"]["last_error"] == ""
     assert devices["lab-3-meter"]["failing_for_s"] is None
+    assert devices["lab-3-meter"]["values"]["power"] == 1234.5
     dead = devices["lab-3-dead"]
     assert dead["status"] == "offline"
     assert "cannot connect" in dead["last_error"]
@@ -147,6 +148,7 @@ async def test_html_page_lists_devices_highlights_failing_ones_and_escapes_room_
     assert 'class="failing"' in rows["lab-3-dead"] and "cannot connect" in rows["lab-3-dead"]
     assert 'class="failing"' not in rows["lab-3-meter"]
     assert "<td>online</td>" in rows["lab-3-meter"] and " ago)" in rows["lab-3-meter"]
+    assert "power 1234.5 W" in rows["lab-3-meter"], "the current values, with their units"
 
 
 def test_html_page_escapes_hostile_device_and_uplink_errors() -> None:

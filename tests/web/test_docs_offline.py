@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from campus_cli.quiet_server import QuietServer
 from cloud_hub.api.main import create_app
 from cloud_hub.settings import HubSettings
-from tests.web.support import LoopThread, ServedHub, WatchedPage, serving
+from tests.web.support import LoopThread, WatchedPage, serving
 
 
 @pytest.fixture(scope="module")
-def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedHub]:
+def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuietServer]:
     database = tmp_path_factory.mktemp("docs") / "hub.db"
     settings = HubSettings(database_url=f"sqlite:///{database}", development=True)
     with serving(loop_thread, create_app(settings, run_ingest=False)) as served:
@@ -21,7 +22,7 @@ def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def test_swagger_ui_renders_every_route_from_the_hubs_own_files(
-    hub: ServedHub, page: WatchedPage
+    hub: QuietServer, page: WatchedPage
 ) -> None:
     page.page.goto(f"{hub.url}/docs")
 

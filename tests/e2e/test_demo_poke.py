@@ -5,6 +5,7 @@ output, its hub API and its agents' status pages from outside."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,7 +47,12 @@ class RunningDemo:
         return result.output
 
     def school_status(self) -> str:
-        status: str = httpx.get(f"{self.api}/api/v1/schools/{SCHOOL}", timeout=5).json()["status"]
+        """As the hub API tells it, signed in with the token the demo prints."""
+        token = re.search(r"Bearer ([\w.-]+)", self.output)
+        assert token is not None, "the demo prints a bearer token"
+        headers = {"Authorization": f"Bearer {token.group(1)}"}
+        url = f"{self.api}/api/v1/schools/{SCHOOL}"
+        status: str = httpx.get(url, headers=headers, timeout=5).json()["status"]
         return status
 
     def agent_pid(self) -> int:

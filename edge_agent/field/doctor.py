@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
+import httpx
 from paho.mqtt.reasoncodes import ReasonCode
 
 from campus_protocol.topics import node_downlink_subscription
@@ -139,14 +140,34 @@ async def _check_plain(hub: HubBrokerSettings, timeout_s: float) -> Finding:
     )  # fmt: skip
 
 
+async def agent_connected(settings: AgentSettings, timeout_s: float) -> bool:
+    """Whether this gateway's agent runs and is connected, as its status page says."""
+    if not settings.status_port:
+        return False
+    url = f"http://{settings.status_host}:{settings.status_port}/status"
+    try:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(url, timeout=timeout_s)
+        return bool(response.json().get("uplink_connected"))
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
 async def check_login(settings: AgentSettings, timeout_s: float) -> list[Finding]:
-    """Log in as the gateway (another client id, so a running agent is not kicked off), then
-    subscribe to the gateway's own downlink topics, which the ACL must allow."""
+    """Log in as the gateway, then subscribe to its own downlink topics, which the ACL must
+    allow. The broker makes the client id the username, so this would take a running agent's
+    connection over: when the agent is connected (its status page says so) its login stands
+    as the proof instead."""
+    if await agent_connected(settings, timeout_s):
+        return [
+            Finding("credentials", "the running agent is logged in (its status page says so)"),
+            Finding("acl", "not checked while the agent is connected (stop it to check)"),
+        ]
     hub, node = settings.hub, settings.gateway.id
     client = aiomqtt.Client(
         hub.host, hub.port,
         username=hub.username or node, password=hub.password.get_secret_value() or None,
-        identifier=f"{node}.doctor.{int(time.time())}",
+        identifier=node,
         protocol=aiomqtt.ProtocolVersion.V5, timeout=timeout_s,
         tls_context=_tls_context(hub) if hub.tls is not None else None,
     )  # fmt: skip

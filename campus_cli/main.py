@@ -7,6 +7,7 @@ import typer
 from campus_cli.demo import demo
 from campus_cli.poke import app as poke_app
 from cloud_hub.cli import app as hub_app
+from cloud_hub.sample_config import app as hub_sample_app
 from edge_agent.cli import app as agent_app
 from edge_agent.field.cli import app as field_app
 from simulators.cli import app as sim_app
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 agent_app.add_typer(field_app)  # scan, registers, doctor: the technician's field tools
 app.add_typer(agent_app, name="agent", help="The edge agent that runs on a school's gateway.")
+hub_app.add_typer(hub_sample_app)  # sample-config
 app.add_typer(hub_app, name="hub", help="The regional / central cloud hub.")
 app.add_typer(sim_app, name="sim", help="Simulated devices and fleets of schools.")
 app.command()(demo)

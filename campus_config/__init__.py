@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from campus_config.yaml_locations import malformed_yaml_line, model_at, nearest, with_positions
 
 #: refused as a broker password outside development
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password"})
@@ -43,11 +46,14 @@ _NAME = r"[A-Za-z_]\w*(?:\[\d+\])*"
 _FIELD_PREFIX = re.compile(rf"^({_NAME}(?:\.{_NAME})*): (.+)$", re.S)
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def format_validation_error(
+    source: str, exc: ValidationError, *, model: type[BaseModel] | None = None
+) -> str:
     """One line per error: ``source: field.path: rule``.
 
     A model validator's message that starts with a field name is folded into the path, so
     ``modbus.points[0]`` + ``scale: must be non-zero`` reads ``modbus.points[0].scale: must be …``.
+    With ``model``, an unknown key gets the nearest known one: ``did you mean unit_id?``.
     """
     lines = []
     for err in exc.errors(include_url=False):
@@ -57,8 +63,16 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         if err["type"] == "value_error" and (field := _FIELD_PREFIX.match(msg)):
             loc = f"{loc}.{field.group(1)}" if loc else field.group(1)
             msg = field.group(2)
+        if err["type"] == "extra_forbidden" and model is not None and err["loc"]:
+            msg += _did_you_mean(model, err["loc"])
         lines.append(f"{source}: {loc or '<root>'}: {msg}")
     return "\n".join(lines)
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    parent = model_at(model, loc[:-1])
+    guess = nearest(str(loc[-1]), parent.model_fields) if parent is not None else None
+    return f"; did you mean {guess}?" if guess else ""
 
 
 class LayeredSettings(BaseSettings):
@@ -96,5 +110,11 @@ def load_layered(settings_cls: type[SettingsT], path: Path | None, **overrides: 
         loaded = from_file(**overrides)
     except ValidationError as exc:
         source = str(path) if path is not None else "settings"
-        raise ConfigError(format_validation_error(source, exc)) from None
+        lines = format_validation_error(source, exc, model=settings_cls).splitlines()
+        if path is not None:
+            lines = with_positions(path, lines)
+        raise ConfigError("\n".join(lines)) from None
+    except yaml.YAMLError as exc:
+        assert path is not None  # only a file is parsed as YAML
+        raise ConfigError(malformed_yaml_line(path, exc)) from None
     return settings_cls.model_validate(loaded.model_dump())

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from campus_config import ConfigError
+from campus_config.yaml_locations import with_positions
 from device_profiles.loader import ProfileError, load_profiles, profile_files
 from device_profiles.schema import Profile
 from edge_agent.app import OUTBOX_FILE, Agent, build_sources, check_profiles
 from edge_agent.outbox import Outbox
-from edge_agent.settings import AgentSettings, load_agent_settings
+from edge_agent.settings import AgentSettings, load_agent_settings, unknown_profiles_in
 from edge_agent.sources.base import Reading
 from edge_agent.sources.modbus import ModbusSourceError
 
@@ -126,14 +128,24 @@ def _load(
         if clash:
             raise ProfileError(f"{profiles_dir}: ids already bundled: {', '.join(clash)}")
         profiles.update(extra)
-    settings = load_agent_settings(config, **overrides)
+    try:
+        settings = load_agent_settings(config, **overrides)
+    except ConfigError as exc:  # report unknown profiles now too, not after this is fixed
+        more = [f"{config}: {line}" for line in unknown_profiles_in(_raw_yaml(config), profiles)]
+        raise ConfigError("\n".join([str(exc), *with_positions(config, more)])) from None
     try:
         check_profiles(settings, profiles)
     except ConfigError as exc:
-        raise ConfigError(
-            "\n".join(f"{config}: {line}" for line in str(exc).splitlines())
-        ) from None
+        lines = [f"{config}: {line}" for line in str(exc).splitlines()]
+        raise ConfigError("\n".join(with_positions(config, lines))) from None
     return settings, profiles
+
+
+def _raw_yaml(config: Path) -> object:
+    try:
+        return yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
 
 
 def _load_or_exit(

@@ -17,6 +17,7 @@ from campus_config import (
     TlsSettings,
     load_layered,
 )
+from campus_config.yaml_locations import nearest
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
 from device_profiles.schema import Profile
@@ -185,16 +186,36 @@ def load_agent_settings(path: Path, **overrides: Any) -> AgentSettings:
     return load_layered(AgentSettings, path, **overrides)
 
 
+def unknown_profile(index: int, name: str, profiles: Mapping[str, Profile]) -> str:
+    """The error line for a device naming a profile that is not loaded, with the nearest id."""
+    known = ", ".join(sorted(profiles)) or "none loaded"
+    guess = nearest(name, profiles)
+    hint = f": did you mean {guess}?" if guess else ""
+    return f'devices[{index}].profile: unknown profile "{name}"{hint} (known: {known})'
+
+
+def unknown_profiles_in(raw: object, profiles: Mapping[str, Profile]) -> list[str]:
+    """Unknown profile ids in a config that did not validate (``raw`` is its parsed YAML), so
+    they are reported with its other errors instead of after they are fixed."""
+    devices = raw.get("devices") if isinstance(raw, dict) else None
+    if not isinstance(devices, list):
+        return []
+    return [
+        unknown_profile(index, device["profile"], profiles)
+        for index, device in enumerate(devices)
+        if isinstance(device, dict)
+        and isinstance(device.get("profile"), str)
+        and device["profile"] not in profiles
+    ]
+
+
 def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profile]) -> list[str]:
     """Cross-check devices against the loaded profiles: one ``field.path: rule`` line each."""
     errors: list[str] = []
-    known = ", ".join(sorted(profiles)) or "none loaded"
     for index, device in enumerate(settings.devices):
         profile = profiles.get(device.profile)
         if profile is None:
-            errors.append(
-                f'devices[{index}].profile: unknown profile "{device.profile}" (known: {known})'
-            )
+            errors.append(unknown_profile(index, device.profile, profiles))
             continue
         endpoint = "modbus" if device.modbus is not None else "mqtt"
         if profile.protocol != endpoint:

@@ -88,9 +88,13 @@ def demo(tmp_path: Path) -> Iterator[RunningDemo]:
         wait_until(lambda: "Ctrl-C stops the demo" in running.output, 90, "the demo is up")
         yield running
     finally:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(30)
+        if running.process.poll() is None:  # stop it as Ctrl-C would: it stops its children
+            running.process.send_signal(signal.SIGINT)
+            try:
+                running.process.wait(30)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+                running.process.wait(10)
 
 
 def test_a_poked_demo_shows_the_fault_restarts_a_dead_agent_and_stops_quietly(

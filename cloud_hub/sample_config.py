@@ -1,0 +1,65 @@
+"""``campus hub sample-config``: a commented hub.yaml with every setting, like the agent's."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer()
+
+SAMPLE_CONFIG = """\
+# campus hub configuration (hub.yaml).
+# Precedence: defaults < this file < CAMPUS_HUB_* environment (`__` nests, e.g.
+# CAMPUS_HUB_BROKER__PASSWORD) < command-line flags.
+# Check it with `campus hub validate -c hub.yaml` (it also connects to the database and broker).
+
+role: regional                   # regional (a district's hub) | central (the city's)
+database_url: sqlite:///var/hub/hub.db   # or postgresql://user@host/db (psycopg 3 is used)
+
+broker:                          # the hub broker the gateways publish to
+  host: 127.0.0.1
+  port: 8883
+  username: hub                  # the broker enforces client id = username
+  password: change-me            # refused outside development; prefer CAMPUS_HUB_BROKER__PASSWORD
+  tls:
+    ca_file: /etc/campus/ca.pem  # the CA that signed the broker's certificate
+    # cert_file: /etc/campus/hub.pem   # optional client certificate
+    # key_file: /etc/campus/hub.key
+  # client_id: null              # only for a listener that does not bind client id to username
+  # keepalive_s: 30              # 5..3600
+
+# share_group: null              # several ingest workers: MQTT shared subscription group name
+
+api:                             # the REST API and the operations dashboard (campus hub serve)
+  host: 127.0.0.1
+  port: 8080                     # 0 = any free port
+
+# offline_after_s: 30            # a gateway without a heartbeat this long counts as offline
+
+# auth:                          # API sign-in (always on; add users with `campus hub user add`)
+#   token_ttl_s: 43200           # session and API token lifetime
+#   login_window_s: 300          # login rate limit: attempts per user / per source in the window
+#   login_max_per_user: 5
+#   login_max_per_source: 20
+#   oidc:                        # also accept JWTs from an identity provider
+#     issuer: https://sso.example.edu.cn
+#     audience: campus-hub
+#     public_key_file: /etc/campus/oidc.pem
+#     algorithms: [RS256, ES256]
+#     role_claim: campus_role
+#     scope_claim: campus_scope
+
+# provisioning:                  # approving a gateway writes its broker access here
+#   password_file: /etc/mosquitto/passwd
+#   pid_file: /run/mosquitto/mosquitto.pid   # Mosquitto is reloaded (SIGHUP) after a change
+#   ca_dir: /etc/campus/ca       # ca.crt / ca.key to sign gateway client certificates
+
+# development: false             # true allows placeholder passwords
+"""
+
+
+@app.command("sample-config")
+def sample_config() -> None:
+    """Print a commented sample hub.yaml."""
+    sys.stdout.write(SAMPLE_CONFIG)

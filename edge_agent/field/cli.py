@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 import typer
@@ -56,6 +57,8 @@ def parse_units(text: str) -> list[int]:
 
 
 def _bus(host: str | None, port: int, serial: str | None, baudrate: int) -> Bus:
+    # every failed read is reported in the table; pymodbus's own log (frame dumps) is not for here
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if (host is None) == (serial is None):
         errors.print("[red]error[/red] give either --host (Modbus TCP) or --serial (RTU)")
         raise typer.Exit(2)
@@ -95,11 +98,16 @@ def scan_command(
         errors.print(f"[red]error[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
     found = [f for f in findings if f.answered]
-    table_out = Table("unit", "answer", "reads as (best first)", "sample values")
+    table_out = Table(
+        "unit", "answer", "reads as (best first)", "sample values",
+        caption="* the unit id is that profile's factory default",
+    )  # fmt: skip
     for finding in found:
         best = finding.matches[0] if finding.matches else None
         sample = ", ".join(f"{k}={v:g}" for k, v in best.sample.items()) if best else ""
-        profiles_text = ", ".join(m.profile for m in finding.matches) or "no known profile"
+        profiles_text = ", ".join(
+            f"{m.profile}{' *' if m.default_unit else ''}" for m in finding.matches
+        ) or "no known profile"
         table_out.add_row(str(finding.unit), finding.note, profiles_text, sample)
     console.print(f"{bus.describe()}: {len(found)} of {len(ids)} unit ids answered")
     if found:

@@ -137,6 +137,7 @@ class ProfileMatch:
     points: int
     invalid: int
     sample: dict[str, float]
+    default_unit: bool  # the unit id is the profile's factory default
 
 
 @dataclass
@@ -165,7 +166,8 @@ async def match_profile(probe: Probe, unit: int, profile: Profile) -> ProfileMat
         values.update(decoded.values)
         invalid += len(decoded.invalid)
     sample = dict(list(values.items())[:3])
-    return ProfileMatch(profile.id, len(values) + invalid, invalid, sample)
+    default_unit = profile.modbus.default_unit_id == unit
+    return ProfileMatch(profile.id, len(values) + invalid, invalid, sample, default_unit)
 
 
 async def scan_unit(
@@ -189,7 +191,8 @@ async def scan_unit(
         match = await match_profile(probe, unit, profile)
         if match is not None:
             finding.matches.append(match)
-    finding.matches.sort(key=lambda m: (m.invalid, -m.points))
+    # best first: no invalid values, at its factory unit id, the most points read
+    finding.matches.sort(key=lambda m: (m.invalid, not m.default_unit, -m.points))
     return finding
 
 

@@ -6,6 +6,7 @@ import asyncio
 import struct
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -16,31 +17,50 @@ from device_profiles.schema import RegisterType
 from edge_agent.field.every_way import interpret
 from simulators.devices import SimulatedDevice
 from simulators.modbus_server import ModbusSimServer, ServedUnit
+from simulators.serial_line import PtyPair
 from simulators.signals import SimClock
 
 runner = CliRunner()
 CO2_UNIT, METER_UNIT = 3, 7
 
 
-@pytest.fixture
-async def bus() -> AsyncIterator[ModbusSimServer]:
-    """A CO2 transmitter at unit 3 and an energy meter at unit 7 behind one Modbus TCP port."""
+def two_devices() -> list[ServedUnit]:
+    """A CO2 transmitter at unit 3 and an energy meter at unit 7."""
     profiles = load_profiles()
     co2 = SimulatedDevice("co2", profiles["sensecap_s_co2_03"], seed=1, fixed_values={"co2": 812})
     meter = SimulatedDevice(
         "meter", profiles["eastron_sdm120"], seed=2, fixed_values={"voltage": 229.5}
     )
-    server = ModbusSimServer(
-        [ServedUnit(CO2_UNIT, co2), ServedUnit(METER_UNIT, meter)],
-        clock=SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0)),
-    )
+    return [ServedUnit(CO2_UNIT, co2), ServedUnit(METER_UNIT, meter)]
+
+
+CLOCK = SimClock(speed=1.0, start=datetime(2026, 11, 23, 9, 0))
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[ModbusSimServer]:
+    """The two devices behind one Modbus TCP port."""
+    server = ModbusSimServer(two_devices(), clock=CLOCK)
     await server.start()
     yield server
     await server.stop()
 
 
+@pytest.fixture
+async def rtu_line(tmp_path: Path) -> AsyncIterator[Path]:
+    """The two devices on an RS485 line (a socat pty pair); yields the gateway's end."""
+    with PtyPair(tmp_path) as line:
+        server = ModbusSimServer(
+            two_devices(), clock=CLOCK, transport="rtu", serial_port=str(line.device_end),
+            baudrate=115200,
+        )  # fmt: skip
+        await server.start()
+        yield line.agent_end
+        await server.stop()
+
+
 async def campus(*args: str) -> str:
-    result = await asyncio.to_thread(runner.invoke, app, list(args))
+    result = await asyncio.to_thread(runner.invoke, app, list(args), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -53,6 +73,16 @@ async def test_scan_names_the_profile_each_unit_reads_as(bus: ModbusSimServer) -
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
     assert "sensecap_s_co2_03" in rows[str(CO2_UNIT)] and "co2=812" in rows[str(CO2_UNIT)]
     assert rows[str(METER_UNIT)].split("│")[3].strip().startswith("eastron_sdm120")
+
+
+async def test_scan_of_an_rtu_line_names_the_profile_a_unit_reads_as(rtu_line: Path) -> None:
+    out = await campus(
+        "agent", "scan", "--serial", str(rtu_line), "--baudrate", "115200",
+        "--units", str(CO2_UNIT), "--timeout", "0.2",
+    )  # fmt: skip
+
+    assert f"RTU {rtu_line} at 115200 baud: 1 of 1 unit ids answered" in out
+    assert "sensecap_s_co2_03" in out and "co2=812" in out
 
 
 async def test_registers_shows_a_float_in_every_word_and_byte_order(bus: ModbusSimServer) -> None:

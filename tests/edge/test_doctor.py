@@ -15,15 +15,20 @@ from typer.testing import CliRunner
 from campus_cli.main import app
 from campus_protocol.messages import MessageKind, State
 from cloud_hub.broker import MosquittoBroker, free_port
-from edge_agent.app import OUTBOX_FILE
+from device_profiles.loader import load_profiles
+from edge_agent.app import OUTBOX_FILE, Agent
 from edge_agent.cli import SAMPLE_CONFIG
 from edge_agent.field.doctor import check_clock, check_disk, check_outbox
 from edge_agent.outbox import Outbox
+from edge_agent.settings import load_agent_settings
+from tests.edge.support import wait_until
 
 runner = CliRunner()
 
 
-def write_config(tmp_path: Path, broker: MosquittoBroker, **hub: Any) -> Path:
+def write_config(
+    tmp_path: Path, broker: MosquittoBroker, *, top: dict[str, Any] | None = None, **hub: Any
+) -> Path:
     data = yaml.safe_load(SAMPLE_CONFIG)
     data["gateway"]["id"] = "gw-1"
     data["hub"] = {
@@ -34,6 +39,7 @@ def write_config(tmp_path: Path, broker: MosquittoBroker, **hub: Any) -> Path:
         **hub,
     }
     data["data_dir"] = str(tmp_path / "data")
+    data.update(top or {})
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -60,6 +66,28 @@ async def test_a_sound_gateway_passes_every_check(
     for check in ("config", "hub broker", "tls", "credentials", "acl", "clock", "disk", "outbox"):
         assert f"ok   {check}" in out
     assert "0 problems found" in out
+
+
+async def test_a_connected_agent_is_not_kicked_off_to_check_its_password(
+    tmp_path: Path, mosquitto_broker: MosquittoBroker
+) -> None:
+    path = write_config(
+        tmp_path, mosquitto_broker, top={"devices": [], "status_port": free_port()}
+    )
+    agent = Agent(load_agent_settings(path), load_profiles(), stop_grace_s=1.0)
+    running = asyncio.create_task(agent.run())
+    try:
+        await asyncio.wait_for(agent.ready.wait(), 5)
+        await wait_until(lambda: agent.uplink.connected)
+
+        code, out = await doctor(path)
+
+        assert code == 0, out
+        assert "the running agent is logged in" in out
+        assert agent.uplink.connected and agent.uplink.failed == 0, "the agent kept its session"
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(running, 10)
 
 
 async def test_plain_config_on_the_tls_port_is_named_a_tls_plain_mismatch(

@@ -33,6 +33,7 @@ from campus_protocol.messages import (
     Sample,
     Telemetry,
     TelemetryBatch,
+    trusted,
 )
 from device_profiles.schema import Profile, ReportMode
 from edge_agent.health import AGGREGATE_LATE_READINGS
@@ -137,9 +138,10 @@ class WindowAggregator:
                 if not stats:
                     continue
                 # Values computed here satisfy the model's rules (min <= mean, last, p95 <= max):
-                # constructed without re-validation, the hot path of a gateway with many devices.
+                # built without re-validation, the hot path of a gateway with many devices.
                 bodies.append(
-                    Telemetry.model_construct(
+                    trusted(
+                        Telemetry,
                         device=device,
                         profile=meta.profile,
                         room=meta.room,
@@ -147,7 +149,7 @@ class WindowAggregator:
                         window_end=end,
                         points=stats,
                         samples={
-                            name: [Sample.model_construct(at=_utc(at), value=v) for at, v in s]
+                            name: [trusted(Sample, at=_utc(at), value=v) for at, v in s]
                             for name, s in window.samples.items()
                         },
                     )
@@ -188,8 +190,9 @@ class WindowAggregator:
             p95 = np.percentile(values, 95, axis=0)
         units = meta.units
         return {
-            name: PointStats.model_construct(
-                count=count, min=lo, max=hi, mean=mu, last=la, p95=p, unit=units.get(name, "")
+            name: trusted(
+                PointStats,
+                count=count, min=lo, max=hi, mean=mu, last=la, p95=p, unit=units.get(name, ""),
             )
             for name, lo, hi, mu, la, p in zip(
                 names, low.tolist(), high.tolist(), mean.tolist(), last.tolist(), p95.tolist(),
@@ -245,4 +248,4 @@ def pack_windows(
 
 
 def _body(chunk: list[Telemetry]) -> Telemetry | TelemetryBatch:
-    return chunk[0] if len(chunk) == 1 else TelemetryBatch.model_construct(windows=chunk)
+    return chunk[0] if len(chunk) == 1 else trusted(TelemetryBatch, windows=chunk)

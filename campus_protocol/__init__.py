@@ -3,7 +3,7 @@
 Nothing else in the project builds topic strings or envelopes by hand.
 """
 
-from campus_protocol.codec import MAX_MESSAGE_BYTES, decode, encode
+from campus_protocol.codec import MAX_MESSAGE_BYTES, decode, encode, encode_stored
 from campus_protocol.envelope import PROTOCOL_VERSION, Envelope
 from campus_protocol.errors import (
     DecodeError,
@@ -88,6 +88,7 @@ __all__ = [
     "decode",
     "downlink_topic",
     "encode",
+    "encode_stored",
     "hub_subscription",
     "parse_body_json",
     "parse_topic",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,12 +16,13 @@ from campus_protocol.errors import (
     TooLarge,
     UnsupportedVersion,
 )
-from campus_protocol.messages import MessageKind, body_model
+from campus_protocol.messages import Body, MessageKind, body_model
 from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
 _ENVELOPE_FIELDS = frozenset({"v", "node", "epoch", "seq", "sent_at", "kind", "body"})
 _KINDS_BY_VALUE = {kind.value: kind for kind in MessageKind}
+_NO_BODY = Body()  # the envelope header of encode_stored, validated without its body
 
 
 def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
@@ -28,6 +30,47 @@ def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
     data = orjson.dumps(envelope.model_dump(mode="json"))
     if len(data) > max_bytes:
         raise TooLarge(f"{envelope.kind.value} message is {len(data)} bytes, bound is {max_bytes}")
+    return data
+
+
+def encode_stored(
+    *,
+    node: str,
+    epoch: str,
+    seq: int,
+    kind: MessageKind,
+    body_json: bytes,
+    sent_at: datetime | None = None,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+) -> bytes:
+    """The envelope of a body this package serialised earlier (an outbox row), spliced in as is.
+
+    The envelope fields are validated as ``encode`` does; the body is checked to be a JSON
+    object with its model's top-level fields, but not re-validated in depth, which for a batch
+    of many device windows costs more than the rest of the uplink together. Raises ``TooLarge``
+    past ``max_bytes`` and ``MalformedPayload`` (``invalid_body``) for any other stored bytes.
+    """
+    try:
+        body = orjson.loads(body_json)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(f"stored body: {exc}", reason="invalid_body") from None
+    if not isinstance(body, dict):
+        raise MalformedPayload("stored body is not a JSON object", reason="invalid_body")
+    fields = body_model(kind, body).model_fields
+    required = {name for name, info in fields.items() if info.is_required()}
+    if not required <= body.keys() <= fields.keys():
+        raise MalformedPayload(
+            f"stored {kind.value} body has fields {sorted(body)[:8]}, its model"
+            f" needs {sorted(required)}", reason="invalid_body",
+        )
+    header = Envelope(
+        node=node, epoch=epoch, seq=seq, sent_at=sent_at or datetime.now(UTC), kind=kind,
+        body=_NO_BODY,
+    )
+    head = orjson.dumps(header.model_dump(mode="json", exclude={"body"}))
+    data = b"".join((head[:-1], b',"body":', body_json.strip(), b"}"))
+    if len(data) > max_bytes:
+        raise TooLarge(f"{kind.value} message is {len(data)} bytes, bound is {max_bytes}")
     return data
 
 

@@ -21,13 +21,12 @@ import random
 from collections import Counter
 
 import aiomqtt
-from pydantic import ValidationError
 
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
-from campus_protocol.messages import Body, MessageKind, State, parse_body_json
+from campus_protocol.messages import MessageKind, State
 from campus_protocol.topics import uplink_topic
 from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
 from edge_agent.outbox import Outbox, OutboxRow, OutboxWriteError
@@ -208,16 +207,13 @@ class HubUplink:
 
     def _encode(self, row: OutboxRow) -> bytes | None:
         """The row's envelope, or None when it can never be sent (discarded and counted)."""
-        try:
-            body: Body = parse_body_json(row.kind, row.body)
-            envelope = Envelope.wrap(
-                node=self.node, epoch=self.outbox.epoch, seq=row.seq, body=body
+        try:  # the row's body was serialised by its model: spliced in, not re-validated
+            return codec.encode_stored(
+                node=self.node, epoch=self.outbox.epoch, seq=row.seq, kind=row.kind,
+                body_json=row.body, max_bytes=self.max_message_bytes,
             )
-            return codec.encode(envelope, max_bytes=self.max_message_bytes)
         except ProtocolError as exc:
             self._discard(row, getattr(exc, "reason", "unencodable"), exc)
-        except ValidationError as exc:
-            self._discard(row, "invalid_body", exc)
         return None
 
     def _discard(self, row: OutboxRow, reason: str, exc: Exception) -> None:

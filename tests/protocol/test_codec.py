@@ -31,6 +31,7 @@ from campus_protocol import (
     UnsupportedVersion,
     decode,
     encode,
+    encode_stored,
     parse_body_json,
     parse_topic,
     uplink_topic,
@@ -528,3 +529,45 @@ def test_an_invalid_outbox_report_is_an_invalid_body(overrides: dict[str, Any]):
     with pytest.raises(MalformedPayload) as info:
         decode(orjson.dumps(raw))
     assert info.value.reason == "invalid_body"
+
+
+# --- stored bodies spliced into an envelope ---------------------------------------------------
+
+
+@PROPERTY
+@given(envelope=envelopes())
+def test_a_stored_body_spliced_into_an_envelope_decodes_to_the_same_envelope(envelope: Envelope):
+    payload = encode_stored(
+        node=envelope.node, epoch=envelope.epoch, seq=envelope.seq, kind=envelope.kind,
+        body_json=envelope.body.model_dump_json().encode(), sent_at=envelope.sent_at,
+    )
+    assert decode(payload) == envelope
+    assert len(payload) == len(encode(envelope))
+
+
+@pytest.mark.parametrize("stored", [b"", b"{", b"[1]", b"null", b"\xff"])
+def test_a_stored_body_that_is_not_a_json_object_is_an_invalid_body(stored: bytes):
+    with pytest.raises(MalformedPayload) as info:
+        encode_stored(node="gw-1", epoch="e", seq=1, kind=MessageKind.TELEMETRY, body_json=stored)
+    assert info.value.reason == "invalid_body"
+
+
+def test_a_spliced_envelope_past_the_bound_is_too_large():
+    body = ConfigDesired(revision=1, config={"blob": "x" * MAX_MESSAGE_BYTES})
+    with pytest.raises(TooLarge):
+        encode_stored(node="gw-1", epoch="e", seq=1, kind=MessageKind.CONFIG,
+                      body_json=body.model_dump_json().encode())
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored"),
+    [
+        (MessageKind.TELEMETRY, b'{"device": 1}'),
+        (MessageKind.STATE, b'{"online": true, "x": 1}'),
+    ],
+)
+def test_a_stored_body_without_its_models_fields_is_an_invalid_body(
+    kind: MessageKind, stored: bytes
+):
+    with pytest.raises(MalformedPayload, match="invalid_body"):
+        encode_stored(node="gw-1", epoch="e", seq=1, kind=kind, body_json=stored)

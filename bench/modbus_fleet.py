@@ -50,7 +50,7 @@ PROFILE = {
     "protocol": "modbus",
     "modbus": {
         "poll_interval_s": 1.0,
-        "timeout_s": 1.0,
+        "timeout_s": 2.0,  # the profile default
         "points": [
             {"name": f"v{i}", "address": 2 * i, "type": "float32"} for i in range(POINTS)
         ],
@@ -142,6 +142,7 @@ def start_simulators(first_port: int, devices: int) -> list[subprocess.Popen[byt
         assert process.stdout is not None
         line = process.stdout.readline().decode()
         if not line.startswith("serving"):
+            stop_processes(processes)
             raise RuntimeError(f"simulator did not start: {line}")
     return processes
 
@@ -160,22 +161,22 @@ def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def free_port_run(count: int) -> int:
-    """A first port with ``count`` free ports after it (probed, from a high range)."""
+    """A first port with ``count`` free ports after it, probed one by one from a high range."""
     import socket
 
     base = 20000 + (os.getpid() * 7919) % 20000
     while True:
-        ok = True
-        for port in range(base, base + count, max(1, count // 64)):
+        taken = None
+        for port in range(base, base + count):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
-                    ok = False
+                    taken = port
                     break
-        if ok:
+        if taken is None:
             return base
-        base = 20000 + (base + count + 1000 - 20000) % 25000
+        base = taken + 1 if taken + 1 + count < 60000 else 20000
 
 
 def agent_config(work: Path, broker: MosquittoBroker, first_port: int, devices: int) -> Path:

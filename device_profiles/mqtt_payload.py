@@ -1,7 +1,8 @@
 """JSON payloads of MQTT devices: decode to point values, and build them (for simulators).
 
-Each point is found by its dotted path. ``number`` takes a JSON number (not a bool) and applies
-``scale`` and ``offset``; ``bool`` takes true/false and gives 1/0; ``enum`` maps a string through
+Each point is found by its dotted path (``a.b``, ``a.list[0].c``, a leading ``$.`` allowed).
+``number`` takes a JSON number (not a bool), applies ``scale`` and ``offset`` and converts
+``source_unit`` to ``unit``; ``bool`` takes true/false and gives 1/0; ``enum`` maps a string through
 the point's table. A missing path, a value of the wrong JSON type, an unknown enum string or a
 non-finite number puts the point in ``invalid``; only a payload that is not a JSON object fails
 as a whole.
@@ -10,6 +11,7 @@ as a whole.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -17,17 +19,32 @@ import orjson
 from device_profiles.errors import EncodeError, PayloadError
 from device_profiles.registers import DecodedValues
 from device_profiles.schema import MqttMapping, MqttPoint, MqttValueType
+from device_profiles.units import conversion
 
 _MISSING = object()
 
 
 def _lookup(document: dict[str, Any], path: str) -> Any:
     node: Any = document
-    for key in path.split("."):
+    for key, index in _steps(path):
         if not isinstance(node, dict) or key not in node:
             return _MISSING
         node = node[key]
+        for position in index:
+            if not isinstance(node, list) or position >= len(node):
+                return _MISSING
+            node = node[position]
     return node
+
+
+@lru_cache(maxsize=4096)
+def _steps(path: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """``$.a.b[1][0].c`` -> ((a, ()), (b, (1, 0)), (c, ()))."""
+    steps = []
+    for part in path.removeprefix("$.").split("."):
+        key, *indexes = part.split("[")
+        steps.append((key, tuple(int(i.rstrip("]")) for i in indexes)))
+    return tuple(steps)
 
 
 def _decode_point(point: MqttPoint, raw: Any) -> float | None:
@@ -40,6 +57,9 @@ def _decode_point(point: MqttPoint, raw: Any) -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         return None
     value = float(raw) * point.scale + point.offset
+    if point.source_unit is not None:
+        factor, offset = conversion(point.source_unit, point.unit)
+        value = value * factor + offset
     return value if math.isfinite(value) else None
 
 
@@ -72,6 +92,9 @@ def _encode_point(point: MqttPoint, value: float) -> Any:
             if code == value:
                 return label
         raise EncodeError(f"{point.name}: {value} is not one of the enum codes {point.enum}")
+    if point.source_unit is not None:
+        factor, offset = conversion(point.source_unit, point.unit)
+        value = (value - offset) / factor
     return (value - point.offset) / point.scale
 
 
@@ -84,7 +107,9 @@ def encode_mqtt_payload(mapping: MqttMapping, values: dict[str, float]) -> bytes
     document: dict[str, Any] = {}
     for name, value in values.items():
         point = points[name]
-        *parents, leaf = point.path.split(".")
+        if "[" in point.path:
+            raise EncodeError(f"{name}: path {point.path!r} indexes a list: not built here")
+        *parents, leaf = point.path.removeprefix("$.").split(".")
         node = document
         for key in parents:
             child = node.setdefault(key, {})

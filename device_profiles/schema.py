@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from device_profiles.rules import (
     WriteLimit,
     check_rules_and_actions,
 )
+from device_profiles.units import UnknownConversion, conversion
 
 __all__ = ["AlertRule", "Comparison", "NamedAction", "Severity", "WindowStat", "WriteLimit"]
 
@@ -265,21 +267,36 @@ class MqttValueType(StrEnum):
     ENUM = "enum"
 
 
+_PATH = re.compile(r"^(\$\.)?[^.\[\]]+(\[\d+\])*(\.[^.\[\]]+(\[\d+\])*)*$")
+
+
 class MqttPoint(Strict):
     """One value in a JSON payload, found by a dotted path."""
 
     name: PointName
-    path: str = Field(min_length=1)  # dotted JSON path, e.g. "storage.free_gb"
+    path: str = Field(min_length=1)  # dotted JSON path: "storage.free_gb", "$.ch[1].temp"
     type: MqttValueType = MqttValueType.NUMBER
     enum: dict[str, int] | None = None  # ENUM: payload string -> numeric code
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
+    source_unit: str | None = None  # the payload's unit, converted to ``unit`` (units.py)
     report: ReportMode = ReportMode.WINDOW
     description: str = ""
 
     @model_validator(mode="after")
     def _enum_needs_map(self) -> MqttPoint:
+        if self.source_unit is not None:
+            try:
+                conversion(self.source_unit, self.unit)
+            except UnknownConversion as exc:
+                raise ValueError(f"source_unit: {exc}") from None
+            if self.type is not MqttValueType.NUMBER:
+                raise ValueError(f"source_unit: illegal with type {self.type.value} (numbers only)")
+        if not _PATH.match(self.path):
+            raise ValueError(
+                f"path: {self.path!r} is not a dotted JSON path (a.b, a.list[0].c, $.a)"
+            )
         if (self.type is MqttValueType.ENUM) != (self.enum is not None):
             raise ValueError("enum: required exactly when type is enum")
         if self.scale == 0:

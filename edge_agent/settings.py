@@ -100,6 +100,38 @@ class MqttDeviceEndpoint(Section):
     topic: str = Field(pattern=r"^[A-Za-z0-9_/-]+$")  # the device's base topic on the site broker
 
 
+class MqttDeviceGroup(Section):
+    """Many devices of one MQTT profile behind one topic pattern, found as they publish.
+
+    ``topic`` names the level the device id comes from as ``{device}`` and, optionally, the
+    room's as ``{room}`` (else ``room`` is fixed); other levels are literal or ``+``. The id is
+    ``id_prefix`` + that level. At most ``max_devices`` are taken; more are counted, not added.
+    """
+
+    profile: str
+    topic: str = Field(pattern=r"^[A-Za-z0-9_{}+/-]+$")  # e.g. sensors/{device}/data
+    room: DeviceId | None = None
+    id_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]*$")
+    max_devices: int = Field(default=1000, ge=1, le=20000)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> MqttDeviceGroup:
+        levels = self.topic.split("/")
+        if levels.count("{device}") != 1:
+            raise ValueError("topic: needs one {device} level, e.g. sensors/{device}/data")
+        if levels.count("{room}") > 1 or (("{room}" in levels) == (self.room is not None)):
+            raise ValueError("room: give a fixed room or one {room} level in topic, not both")
+        odd = [lv for lv in levels if ("{" in lv or "}" in lv or "+" in lv)
+               and lv not in ("{device}", "{room}", "+")]
+        if odd:
+            raise ValueError(f"topic: level {odd[0]!r} must be literal, + , {{device}} or {{room}}")
+        return self
+
+    @property
+    def subscription(self) -> str:
+        return "/".join("+" if lv in ("{device}", "{room}") else lv for lv in self.topic.split("/"))
+
+
 class DeviceConfig(Section):
     id: DeviceId
     profile: str
@@ -147,6 +179,7 @@ class AgentSettings(LayeredSettings):
     status_host: str = "127.0.0.1"  # the status page's listen address
     development: bool = False  # allows placeholder broker passwords
     devices: list[DeviceConfig] = Field(default_factory=list)
+    mqtt_groups: list[MqttDeviceGroup] = Field(default_factory=list)
     calendar_file: Path | None = None  # the school calendar; default: the standard timetable
     rules: list[RuleOverride] = Field(default_factory=list)
     local_actions: list[LocalAction] = Field(default_factory=list)
@@ -222,5 +255,16 @@ def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profil
             errors.append(
                 f'devices[{index}].{endpoint}: profile "{profile.id}" speaks {profile.protocol}, '
                 f"so the device needs a {profile.protocol}: endpoint"
+            )
+    for index, group in enumerate(settings.mqtt_groups):
+        profile = profiles.get(group.profile)
+        if profile is None:
+            errors.append(
+                f'mqtt_groups[{index}].profile: unknown profile "{group.profile}" (known: {known})'
+            )
+        elif profile.protocol != "mqtt":
+            errors.append(
+                f'mqtt_groups[{index}].profile: profile "{profile.id}" speaks {profile.protocol},'
+                " not mqtt"
             )
     return errors

@@ -138,7 +138,15 @@ def main(
         ready = asyncio.Event()
         task = asyncio.create_task(serve_fleet(first_port, devices, host=host, ready=ready,
                                                stop=stop))
-        await ready.wait()
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.is_set():  # a port was taken: say so, and exit non-zero
+            waiting.cancel()
+            try:
+                await task
+            except OSError as exc:
+                print(f"cannot serve: {exc}", flush=True)
+                raise typer.Exit(1) from None
         print(f"serving {devices} devices on {host}:{first_port}..{first_port + devices - 1}",
               flush=True)
         stats = await task

@@ -1,17 +1,22 @@
 """MQTT site source: one aiomqtt subscriber on the school's broker for every MQTT device.
 
 A device publishes JSON on ``<device mqtt.topic>/<profile mqtt.topic_suffix>``; payloads are
-decoded with ``device_profiles.mqtt_payload``. A malformed payload is counted and skipped, never
-fatal. A device is offline after ``3 x expected_interval_s`` without a good message (checked
-every second; the change is logged once each way).
+decoded with ``device_profiles.mqtt_payload``. A device group (``mqtt_groups``) serves many
+devices of one profile through a topic pattern such as ``sensors/{device}/data``: each device is
+added the first time it publishes (``on_new_device`` tells the agent), up to the group's
+``max_devices``. Subscriptions are QoS 1. A malformed payload, a topic level that is not a valid
+device id and a device past a group's limit are counted by reason and skipped, never fatal. A
+device is offline after ``3 x expected_interval_s`` without a good message (checked every second;
+the change is logged once each way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
@@ -19,7 +24,7 @@ from device_profiles.errors import PayloadError
 from device_profiles.mqtt_payload import decode_mqtt_payload
 from device_profiles.schema import MqttMapping, Profile
 from edge_agent.health import SOURCE_ERRORS, SOURCE_INVALID_VALUES, SOURCE_READINGS
-from edge_agent.settings import DeviceConfig, SiteBrokerSettings
+from edge_agent.settings import DeviceConfig, MqttDeviceGroup, SiteBrokerSettings
 from edge_agent.sources.base import DeviceState, Emit, Reading, cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -39,6 +44,19 @@ class _Subscription:
     state: DeviceState
 
 
+@dataclass
+class _Group:
+    config: MqttDeviceGroup
+    profile: Profile
+    levels: list[str]
+    members: int = 0
+
+
+#: a device found through a group: (device id, profile, room)
+NewDevice = Callable[[str, Profile, str], None]
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
 class MqttSiteSource:
     """Subscribes to the site broker and turns device payloads into readings."""
 
@@ -49,6 +67,8 @@ class MqttSiteSource:
         broker: SiteBrokerSettings,
         devices: list[tuple[DeviceConfig, Profile]],
         *,
+        groups: Sequence[tuple[MqttDeviceGroup, Profile]] = (),
+        on_new_device: NewDevice | None = None,
         reconnect_s: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -75,6 +95,9 @@ class MqttSiteSource:
                 _clock=clock,
             )
             self._by_topic[topic] = _Subscription(topic, profile.mqtt, state)
+        self._device_topics = list(self._by_topic)  # configured; group members come later
+        self._groups = [_Group(g, p, g.topic.split("/")) for g, p in groups]
+        self._on_new_device = on_new_device
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -83,7 +106,8 @@ class MqttSiteSource:
 
     @property
     def topics(self) -> list[str]:
-        return sorted(self._by_topic)
+        """What the source subscribes to: device topics and group patterns."""
+        return sorted({*self._device_topics, *(g.config.subscription for g in self._groups)})
 
     async def start(self, emit: Emit) -> None:
         self._started_at = self._clock()
@@ -101,7 +125,7 @@ class MqttSiteSource:
 
     def handle(self, topic: str, payload: bytes, emit: Emit) -> None:
         """Decode one message; unknown topics are ignored, bad payloads counted."""
-        sub = self._by_topic.get(topic)
+        sub = self._by_topic.get(topic) or self._join_group(topic)
         if sub is None:
             return
         try:
@@ -125,6 +149,34 @@ class MqttSiteSource:
         state.last_exception = None
         SOURCE_READINGS.labels(PROTOCOL).inc()
         emit(Reading(device=state.device, values=decoded.values, at=now))
+
+    def _join_group(self, topic: str) -> _Subscription | None:
+        """The subscription of a device first seen on a group's pattern, or None."""
+        levels = topic.split("/")
+        for group in self._groups:
+            found = _match(group.levels, levels)
+            if found is None:
+                continue
+            device = group.config.id_prefix + found.get("{device}", "")
+            room = found.get("{room}") or group.config.room or ""
+            if not (_DEVICE_ID.match(device) and _DEVICE_ID.match(room)):
+                SOURCE_ERRORS.labels(PROTOCOL, "invalid_device_id").inc()
+                return None
+            if group.members >= group.config.max_devices:
+                SOURCE_ERRORS.labels(PROTOCOL, "too_many_devices").inc()
+                return None
+            assert group.profile.mqtt is not None
+            state = DeviceState(
+                device=device, profile=group.profile.id, room=room, protocol=PROTOCOL,
+                _clock=self._clock,
+            )
+            sub = self._by_topic[topic] = _Subscription(topic, group.profile.mqtt, state)
+            group.members += 1
+            if self._on_new_device is not None:
+                self._on_new_device(device, group.profile, room)
+            log.info("%s: new %s device on %s", device, group.profile.id, topic)
+            return sub
+        return None
 
     def check_silence(self) -> None:
         """Mark devices offline after three expected intervals without a good message."""
@@ -153,7 +205,7 @@ class MqttSiteSource:
                 password=self.broker.password.get_secret_value() if self.broker.password else None,
             )
             async with make_client(endpoint, identifier=None) as client:
-                for topic in self._by_topic:
+                for topic in self.topics:
                     await client.subscribe(topic, qos=1)
                 self.link.up()
                 async for message in client.messages:
@@ -172,3 +224,16 @@ class MqttSiteSource:
         while True:
             await asyncio.sleep(1.0)
             self.check_silence()
+
+
+def _match(pattern: list[str], levels: list[str]) -> dict[str, str] | None:
+    """The placeholder values when ``levels`` fits ``pattern`` (``+`` matches any level)."""
+    if len(pattern) != len(levels):
+        return None
+    found: dict[str, str] = {}
+    for want, level in zip(pattern, levels, strict=True):
+        if want in ("{device}", "{room}"):
+            found[want] = level
+        elif want != "+" and want != level:
+            return None
+    return found

@@ -219,12 +219,14 @@ def load_agent_settings(path: Path, **overrides: Any) -> AgentSettings:
     return load_layered(AgentSettings, path, **overrides)
 
 
-def unknown_profile(index: int, name: str, profiles: Mapping[str, Profile]) -> str:
+def unknown_profile(
+    index: int, name: str, profiles: Mapping[str, Profile], *, where: str = "devices"
+) -> str:
     """The error line for a device naming a profile that is not loaded, with the nearest id."""
     known = ", ".join(sorted(profiles)) or "none loaded"
     guess = nearest(name, profiles)
     hint = f": did you mean {guess}?" if guess else ""
-    return f'devices[{index}].profile: unknown profile "{name}"{hint} (known: {known})'
+    return f'{where}[{index}].profile: unknown profile "{name}"{hint} (known: {known})'
 
 
 def unknown_profiles_in(raw: object, profiles: Mapping[str, Profile]) -> list[str]:
@@ -259,9 +261,7 @@ def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profil
     for index, group in enumerate(settings.mqtt_groups):
         profile = profiles.get(group.profile)
         if profile is None:
-            errors.append(
-                f'mqtt_groups[{index}].profile: unknown profile "{group.profile}" (known: {known})'
-            )
+            errors.append(unknown_profile(index, group.profile, profiles, where="mqtt_groups"))
         elif profile.protocol != "mqtt":
             errors.append(
                 f'mqtt_groups[{index}].profile: profile "{profile.id}" speaks {profile.protocol},'

@@ -20,10 +20,14 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from campus_config import ConfigError
-from campus_protocol.messages import Body, Health, MessageKind, OutboxHealth
+from campus_protocol.messages import Body, CommandResult, Health, MessageKind, OutboxHealth
 from device_profiles.schema import Profile
+from edge_agent.actions import ActionRunner
 from edge_agent.aggregate import WindowAggregator, device_meta, pack_windows
+from edge_agent.commands import CommandHandler
+from edge_agent.device_io import ModbusDeviceIO
 from edge_agent.health import WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
+from edge_agent.local_actions import LocalActions
 from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
 from edge_agent.rules.setup import check_rules, rule_devices
@@ -130,6 +134,18 @@ class Agent:
             self.outbox.close()
             raise ConfigError(str(exc)) from None
         self.events_enqueued = 0
+        coordinators = {c.device_id: c for c in modbus.coordinators} if modbus else {}
+        self.actions = ActionRunner(
+            io=ModbusDeviceIO(coordinators),
+            profiles={d.id: profiles[d.profile] for d in settings.devices},
+            store=self.rule_store,
+            manual_hold_s=settings.manual_hold_s,
+            clock=clock,
+        )
+        self.local_actions = LocalActions(settings.local_actions, self.actions, self._answer)
+        self.commands = CommandHandler(
+            self.node, self.actions, self.rule_store, self._answer, clock=clock
+        )
         self.uplink = HubUplink(
             self.node,
             settings.hub,
@@ -137,6 +153,7 @@ class Agent:
             max_in_flight=settings.outbox.max_in_flight,
             live_share=settings.outbox.live_share,
         )
+        self.uplink.on_downlink = self.commands.on_downlink
         self.windows_enqueued = 0
         self.heartbeats_enqueued = 0
         self.started_at = clock()
@@ -203,6 +220,8 @@ class Agent:
                 await self._stop_sources()
                 for task in loops:
                     task.cancel()
+                await self.local_actions.wait_idle()
+                await self.commands.wait_idle()
                 self._enqueue_closed_windows(self._clock())
                 self.uplink.close(self.stop_grace_s)
                 _, still_running = await asyncio.wait(finishing, timeout=self.stop_grace_s + 5)
@@ -281,6 +300,11 @@ class Agent:
             )
             if self._enqueue(MessageKind.EVENT, firing.event):
                 self.events_enqueued += 1
+            self.local_actions.on_firing(firing)
+
+    def _answer(self, result: CommandResult) -> bool:
+        """Queue a command answer or a local action's audit record for the hub."""
+        return self._enqueue(MessageKind.CMDRES, result)
 
     async def _rules_loop(self) -> None:
         """What time alone changes: delays, offline and stale devices, the calendar."""

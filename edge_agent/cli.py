@@ -1,4 +1,4 @@
-"""``campus agent``: run, validate, once, sample-config, outbox stats."""
+"""``campus agent``: run, validate, once, write, sample-config, outbox stats."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.settings import AgentSettings, load_agent_settings, unknown_profiles_in
 from edge_agent.sources.base import Reading
 from edge_agent.sources.modbus import ModbusSourceError
+from edge_agent.technician import technician_write
 
 app = typer.Typer(help="The campus edge agent (one per school gateway).", no_args_is_help=True)
 outbox_app = typer.Typer(help="Inspect the store-and-forward outbox.", no_args_is_help=True)
@@ -113,6 +114,27 @@ devices:
     room: rec-1
     mqtt:
       topic: school/rec-1/controller   # the profile adds /status
+  - id: lab-3-relay
+    profile: eletechsup_8ch_relay      # relay 1: the lab's ventilation fan
+    room: lab-3
+    modbus: {host: 192.168.10.32}
+
+# Safety rules run here, on every reading, with the uplink up or down (the profiles' `where: edge`
+# rules). Change them per device, room or profile, or add site rules:
+# calendar_file: /etc/campus/calendar.yaml   # lessons, holidays, windows; default: the standard
+#                                            # timetable (see edge_agent/rules/calendar.py)
+# rules:
+#   - match: {room: lab-3}
+#     rule: {id: gas_level_1, threshold: 20}          # change fields of a profile rule
+#   - match: {device: room-101-lights}
+#     rule: {id: lights_on_after_hours, enabled: false}
+# local_actions:                 # a rule's raise runs a profile action (read back, audited)
+#   - id: lab_3_ventilation
+#     when: {rule: gas_level_1, room: lab-3}
+#     run: {device: lab-3-relay, action: relay_1_on}
+#     on_clear: {device: lab-3-relay, action: relay_1_off}
+#     retries: 2                 # 0..5 retries when the read-back disagrees
+# manual_hold_s: 1800            # a manual write (agent write, hub command) holds actions off
 """
 
 
@@ -283,6 +305,48 @@ def once(
             table.add_row(device.id, point, f"{value:g}", loaded[device.profile].unit_of(point))
     console.print(table)
     if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def write(
+    config: ConfigOption,
+    device: Annotated[str, typer.Argument(help="Device id from agent.yaml.")],
+    point: Annotated[
+        str | None, typer.Argument(help="Writable point (see the profile's writes:).")
+    ] = None,
+    value: Annotated[float | None, typer.Argument(help="Value in engineering units.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Run this named action of the profile instead.")
+    ] = None,
+    retries: Annotated[int, typer.Option(min=0, max=5, help="Retries after a failed try.")] = 2,
+    profiles: ProfilesOption = None,
+) -> None:
+    """Write a point (or run a named action) on a device and read it back, for technicians.
+
+    The write holds the device's automatic actions off that point for manual_hold_s, is audited
+    in the agent's data directory and reported to the hub with the next uplink."""
+    settings, loaded = _load_or_exit(config, profiles)
+    if (action is None) == (point is None) or (point is not None and value is None):
+        errors.print("[red]error[/red] give POINT and VALUE, or --action NAME")
+        raise typer.Exit(2)
+    result = asyncio.run(
+        technician_write(settings, loaded, device, point, value, action, retries=retries)
+    )
+    if isinstance(result, str):
+        errors.print(f"[red]refused[/red] {result}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    table = Table("device", "target", "status", "read back", "attempts", "detail")
+    table.add_row(
+        device,
+        result.target if result.value is None else f"{result.target} = {result.value:g}",
+        f"[{'green' if result.ok else 'red'}]{result.status.value}[/]",
+        "" if result.readback is None else f"{result.readback:g}",
+        str(result.attempts),
+        result.detail,
+    )
+    console.print(table)
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 
 import aiomqtt
 
@@ -27,7 +28,7 @@ from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
 from campus_protocol.messages import MessageKind, State
-from campus_protocol.topics import uplink_topic
+from campus_protocol.topics import node_downlink_subscription, uplink_topic
 from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
 from edge_agent.outbox import Outbox, OutboxRow, OutboxWriteError
 from edge_agent.settings import HubBrokerSettings
@@ -70,6 +71,8 @@ class HubUplink:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._grace_s = 0.0
+        #: receives ``(topic, payload)`` of every downlink message (commands) while connected
+        self.on_downlink: Callable[[str, bytes], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -99,11 +102,42 @@ class HubUplink:
             async with self._client() as client:
                 self.link.up()
                 await self._publish_state(client, online=True)
-                await self._drain(client)
+                await self._drain_and_listen(client)
                 await self._publish_state(client, online=False)
         except OutboxWriteError as exc:  # the will and the states need a durable seq: retry later
             raise aiomqtt.MqttError(f"no seq for the will or state: {exc}") from exc
         return True
+
+    async def _drain_and_listen(self, client: aiomqtt.Client) -> None:
+        """Drain while handing ``down/#`` messages (commands) to ``on_downlink``; a lost link
+        noticed by either side ends both (and the session, with the reader's error)."""
+        if self.on_downlink is None:
+            await self._drain(client)
+            return
+        await client.subscribe(node_downlink_subscription(self.node), qos=1)
+        drain = asyncio.create_task(self._drain(client), name="uplink:drain")
+        reader = asyncio.create_task(self._read_downlink(client), name="uplink:downlink")
+        try:
+            await asyncio.wait({drain, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (drain, reader):
+                task.cancel()
+            await asyncio.wait({drain, reader})
+        if not drain.cancelled():
+            drain.result()  # the drain's own error, if it ended with one
+            return
+        reader.result()  # the link error that ended the reader
+        raise aiomqtt.MqttError("downlink ended")
+
+    async def _read_downlink(self, client: aiomqtt.Client) -> None:
+        assert self.on_downlink is not None
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload).encode()
+            try:
+                self.on_downlink(str(message.topic), data)
+            except Exception:  # a bug of ours must not end the uplink
+                log.exception("downlink message on %s not handled", message.topic)
 
     def close(self, grace_s: float = 5.0) -> None:
         """Ask ``run()`` to drain for up to ``grace_s``, publish offline state and return."""

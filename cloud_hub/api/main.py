@@ -1,4 +1,5 @@
-"""The hub application: the lifespan owns the database engine and, optionally, the ingest worker."""
+"""The hub application: the lifespan owns the database engine and, optionally, the ingest worker
+and the command publisher (both talk to the hub broker)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,19 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_hub.api.routes import alerts, audit, auth, devices, gateways, schools, system
+from cloud_hub.api.routes import (
+    alerts,
+    audit,
+    auth,
+    commands,
+    devices,
+    gateways,
+    schools,
+    system,
+)
 from cloud_hub.api.routes.web import add_web
 from cloud_hub.auth.oidc import JwtVerifier
+from cloud_hub.commands import CommandPublisher
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
@@ -46,18 +57,22 @@ def create_app(
         app.state.provisioner = Provisioner(settings.provisioning)
         if settings.provisioning is not None:
             _sync_broker_access(app.state.provisioner, app.state.sessions)
-        task: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         if run_ingest:
             app.state.ingest = IngestConsumer(
                 IngestWorker(app.state.sessions, profiles=profiles),
                 settings.broker,
                 share_group=settings.share_group,
             )
-            task = asyncio.create_task(app.state.ingest.run(), name="hub-ingest")
+            tasks.append(asyncio.create_task(app.state.ingest.run(), name="hub-ingest"))
+            app.state.commands = CommandPublisher(
+                app.state.sessions, lambda: app.state.ingest.client
+            )
+            tasks.append(asyncio.create_task(app.state.commands.run(), name="hub-commands"))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -66,7 +81,7 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    for module in (auth, schools, devices, alerts, gateways, audit, system):
+    for module in (auth, schools, devices, alerts, gateways, commands, audit, system):
         app.include_router(module.router)
     app.include_router(auth.page_router)
     add_web(app)

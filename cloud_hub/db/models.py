@@ -153,3 +153,36 @@ class Alert(Base):
     threshold: Mapped[float] = mapped_column(Float)
     standard: Mapped[str] = mapped_column(String(200), default="")
     message: Mapped[str] = mapped_column(String(500), default="")
+
+
+class DeviceCommandStatus(StrEnum):
+    PENDING = "pending"  # created, not yet acknowledged by the gateway
+    DELIVERED = "delivered"  # the gateway accepted it and is executing it
+    SUCCEEDED = "succeeded"  # executed and read back as requested
+    FAILED = "failed"  # refused by the gateway, or executed without the requested effect
+    EXPIRED = "expired"  # still pending when its time-to-live ran out
+
+
+class DeviceCommand(Base):
+    """A command sent to a device through its gateway, or (origin ``local``) the audit record of
+    a local action the gateway took on its own."""
+
+    __tablename__ = "device_command"
+    __table_args__ = (Index("ix_device_command_due", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateway.id"), index=True)
+    device: Mapped[str] = mapped_column(Key)
+    name: Mapped[str] = mapped_column(String(16))  # write | action
+    target: Mapped[str] = mapped_column(String(64))  # the point written or the action run
+    value: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    readback: Mapped[float | None] = mapped_column(Float)
+    origin: Mapped[str] = mapped_column(String(8), default="hub")  # hub | local
+    requested_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0)

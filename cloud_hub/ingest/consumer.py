@@ -82,6 +82,8 @@ class IngestConsumer:
         self.claims_pruned = 0
         self._pruned_at = float("-inf")
         self.connected = asyncio.Event()
+        #: the live connection (the hub's only one: client id = username), for the publisher
+        self.client: aiomqtt.Client | None = None
         self.link = LinkState(
             f"hub broker {broker.host}:{broker.port}",
             on_change=self._on_change,
@@ -102,11 +104,15 @@ class IngestConsumer:
         async with client:
             await client.subscribe(hub_subscription(self.share_group), qos=1)
             self.link.up()
-            async for message in client.messages:
-                batch = [message]  # and what is queued already:
-                while len(batch) < self.max_batch and len(client.messages) > 0:
-                    batch.append(await anext(client.messages))
-                await self._store_then_ack(client, batch)
+            self.client = client
+            try:
+                async for message in client.messages:
+                    batch = [message]  # and what is queued already:
+                    while len(batch) < self.max_batch and len(client.messages) > 0:
+                        batch.append(await anext(client.messages))
+                    await self._store_then_ack(client, batch)
+            finally:
+                self.client = None
         return False
 
     async def _store_then_ack(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:

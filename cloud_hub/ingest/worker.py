@@ -22,6 +22,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import (
+    CommandResult,
     DecodeError,
     Envelope,
     Event,
@@ -36,7 +37,7 @@ from campus_protocol import (
     parse_topic,
 )
 from campus_protocol.topics import Direction
-from cloud_hub.db import alerts, devices, telemetry, topology
+from cloud_hub.db import alerts, commands, devices, telemetry, topology
 from cloud_hub.db.alerts import AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
@@ -265,7 +266,10 @@ class IngestWorker:
         elif isinstance(body, Event):
             check_not_future(body.at, now, self.limits, what="event time")
             self._store_event(session, view, envelope.node, body)
-        # cmdres / reported: nothing to store yet beyond the dedupe claim
+        elif isinstance(body, CommandResult):
+            self._ensure_gateway(session, view, envelope.node)
+            commands.apply_result(session, node=envelope.node, result=body, now=now)
+        # reported: nothing to store yet beyond the dedupe claim
 
     def _ensure_gateway(self, session: Session, view: BatchView, node: str) -> None:
         if node not in view.gateways:

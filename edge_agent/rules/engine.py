@@ -92,9 +92,7 @@ def compile_rules(device: RuleDevice, overrides: Sequence[RuleOverride]) -> list
     rules = {rule.id: rule for rule in device.profile.alerts}
     removed: set[str] = set()
     for position, override in enumerate(overrides):
-        if not override.match.matches(
-            device=device.device, room=device.room, profile=device.profile.id
-        ):
+        if not override_applies(device, override):
             continue
         fields = dict(override.rule)
         rule_id = str(fields["id"])
@@ -125,6 +123,17 @@ def compile_rules(device: RuleDevice, overrides: Sequence[RuleOverride]) -> list
         rules[rule_id] = rule
         removed.discard(rule_id)
     return [r for r in rules.values() if r.where is RuleSite.EDGE and r.id not in removed]
+
+
+def override_applies(device: RuleDevice, override: RuleOverride) -> bool:
+    """Whether ``override`` concerns ``device``: it matches, and changes a rule of the device's
+    profile or adds a complete rule (one with a severity and a standard)."""
+    if not override.match.matches(
+        device=device.device, room=device.room, profile=device.profile.id
+    ):
+        return False
+    known = any(rule.id == override.rule["id"] for rule in device.profile.alerts)
+    return known or {"severity", "standard"} <= override.rule.keys()
 
 
 class RuleEngine:

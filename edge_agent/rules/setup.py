@@ -6,7 +6,12 @@ from collections.abc import Mapping
 
 from device_profiles.schema import Profile
 from edge_agent.rules.calendar import load_calendar
-from edge_agent.rules.engine import RuleConfigError, RuleDevice, compile_rules
+from edge_agent.rules.engine import (
+    RuleConfigError,
+    RuleDevice,
+    compile_rules,
+    override_applies,
+)
 from edge_agent.settings import AgentSettings, DeviceConfig
 
 
@@ -39,6 +44,12 @@ def check_rules(settings: AgentSettings, profiles: Mapping[str, Profile]) -> lis
             errors.extend(line for line in str(exc).splitlines() if line not in errors)
             continue
         whens += [leaf.when for rule in rules for leaf in [rule, *rule.leaves()] if leaf.when]
+    for index, override in enumerate(settings.rules):
+        if not any(override_applies(device, override) for device in devices):
+            errors.append(
+                f"rules[{index}].rule.id: no matching device has a rule {override.rule['id']!r}"
+                " (a new rule needs severity and standard)"
+            )
     by_id = {d.id: d for d in settings.devices}
     for index, action in enumerate(settings.local_actions):
         for field, ref in (("run", action.run), ("on_clear", action.on_clear)):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from edge_agent.rules import RuleConfigError, RuleStore, SchoolCalendar
-from tests.rules.support import at, engine, feed, summary
+from edge_agent.rules.setup import check_rules
+from edge_agent.settings import AgentSettings
+from tests.rules.support import at, engine, feed, sensor_profile, summary
 
 GAS_II = {"id": "gas_high", "point": "gas", "op": ">=", "threshold": 25, "hysteresis": 5}
 
@@ -257,18 +259,23 @@ def test_site_overrides_change_disable_and_add_rules() -> None:
 def test_a_bad_override_names_the_field() -> None:
     with pytest.raises(RuleConfigError, match=r"rules\[0\]\.rule\.point: .*no point 'nope'"):
         engine(GAS_II, overrides=[{"rule": {"id": "gas_high", "point": "nope"}}])
-    with pytest.raises(RuleConfigError, match=r"rules\[0\]\.rule\.severity: Field required"):
-        engine(
-            GAS_II,
-            overrides=[
-                {
-                    "rule": {
-                        "id": "new",
-                        "point": "gas",
-                        "op": ">",
-                        "threshold": 1,
-                        "standard": "x y z",
-                    }
-                }
+
+
+def test_an_override_that_concerns_no_device_is_reported_at_start() -> None:
+    settings = AgentSettings.model_validate(
+        {
+            "gateway": {"id": "gw-1", "site": {"city_id": "c", "district_id": "d",
+                                               "school_id": "s"}},
+            "development": True,
+            "devices": [{"id": "dev-1", "profile": "test_sensor", "room": "lab-1",
+                         "modbus": {"host": "127.0.0.1"}}],
+            "rules": [
+                {"rule": {"id": "gas_hihg", "threshold": 10}},  # a typo
+                {"match": {"device": "dev-1"}, "rule": {"id": "gas_high", "threshold": 10}},
             ],
-        )
+        }
+    )  # fmt: skip
+    assert check_rules(settings, {"test_sensor": sensor_profile(GAS_II)}) == [
+        "rules[0].rule.id: no matching device has a rule 'gas_hihg' (a new rule needs severity"
+        " and standard)"
+    ]

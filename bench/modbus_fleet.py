@@ -14,7 +14,7 @@ all concurrent, in one process) against the same simulators.
     .venv/bin/python bench/modbus_fleet.py [N ...] [--seconds 30] [--profile out.svg]
 
 ``--profile out.svg`` records the agent with py-spy during the measured interval of the last N
-(a flame graph; any other suffix gives collapsed stacks for ``bench/profile_top.py``).
+(a flame graph; any other suffix gives collapsed stacks for ``bench/tools/profile_top.py``).
 """
 
 from __future__ import annotations

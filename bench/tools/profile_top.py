@@ -1,6 +1,6 @@
 """Where the time goes, from py-spy's collapsed stacks (``py-spy record -f raw``).
 
-    .venv/bin/python bench/profile_top.py profile.txt [--top 25]
+    .venv/bin/python bench/tools/profile_top.py profile.txt [--top 25]
 
 Prints the share of samples whose stack passes through each function (inclusive) and the share
 spent in each function itself (exclusive), highest first.

@@ -241,7 +241,7 @@ def run_one(devices: int, seconds: float, profile_svg: Path | None) -> dict[str,
         )
         spy: subprocess.Popen[bytes] | None = None
         try:
-            time.sleep(8)  # connect every device and settle into 1 s windows
+            time.sleep(max(8.0, devices / 250))  # connect every device, settle into windows
             counter.take()
             if profile_svg is not None:
                 spy = subprocess.Popen(

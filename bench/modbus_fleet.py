@@ -257,6 +257,10 @@ def run_one(devices: int, seconds: float, profile_svg: Path | None) -> dict[str,
             rss = peak_rss_mb(agent.pid)
             if agent.poll() is not None:
                 raise RuntimeError(f"agent exited: {(work / 'agent.log').read_text()[-2000:]}")
+            if points < 0.5 * devices * POINTS * (t1 - t0):
+                lines = (work / "agent.log").read_text().splitlines()
+                print(f"  under half delivered; agent log ({len(lines)} lines) ends:",
+                      *lines[-12:], sep="\n    ", flush=True)
             if spy is not None:
                 spy.wait(timeout=seconds + 60)
         finally:

@@ -44,6 +44,7 @@ from edge_agent.sources.base import (
 )
 from edge_agent.sources.modbus_link import (
     EXCEPTION_NAMES,
+    MAX_CONNECTING,
     ClientFactory,
     ModbusBadResponse,
     ModbusClient,
@@ -419,8 +420,10 @@ def build_coordinators(
     clock: Callable[[], float] = time.time,
 ) -> list[DeviceCoordinator]:
     """One coordinator per device; devices on the same connection or serial line share a link
-    (the first device's profile sets the link's timeout and pauses: the longest of them)."""
+    (the link takes the longest timeout and pauses of its devices' profiles), and all links
+    share one gate of ``MAX_CONNECTING`` connection attempts at a time."""
     links: dict[tuple[str, str, int], ModbusLink] = {}
+    gate = asyncio.Semaphore(MAX_CONNECTING)
     coordinators = []
     for device, profile in devices:
         assert device.modbus is not None and profile.modbus is not None
@@ -434,6 +437,7 @@ def build_coordinators(
                 pause_after_connect_s=quirks.pause_after_connect_s,
                 pause_between_requests_s=quirks.pause_between_requests_s,
                 client_factory=client_factory,
+                connect_gate=gate,
             )
         else:
             link.timeout_s = max(link.timeout_s, timeout)

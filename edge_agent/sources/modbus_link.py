@@ -6,7 +6,9 @@ one request at a time per connection or line, so devices behind a gateway or on 
 take turns, while separate links run concurrently. The link connects on first use, waits the
 profile's ``pause_after_connect_s`` after connecting and ``pause_between_requests_s`` between
 requests, and is dropped (``close``) by its devices when the link is suspect; the next request
-reconnects.
+reconnects. Links built together share a ``connect_gate``: at most ``MAX_CONNECTING`` connection
+attempts at a time, so thousands of devices starting (or coming back) together do not all time
+out in one storm and retry in the next.
 
 pymodbus exceptions become the ``ModbusSourceError`` family here, so the coordinator above sees
 only named errors with a bounded ``error_type``.
@@ -38,6 +40,7 @@ EXCEPTION_NAMES: dict[int, str] = {
 }
 
 ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+MAX_CONNECTING = 64
 ClientFactory = Callable[[ModbusEndpoint, float], ModbusClient]
 T = TypeVar("T")
 
@@ -117,8 +120,10 @@ class ModbusLink:
         pause_after_connect_s: float = 0.0,
         pause_between_requests_s: float = 0.0,
         client_factory: ClientFactory = default_client,
+        connect_gate: asyncio.Semaphore | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.connect_gate = connect_gate
         self.timeout_s = timeout_s
         self.pause_after_connect_s = pause_after_connect_s
         self.pause_between_requests_s = pause_between_requests_s
@@ -184,6 +189,12 @@ class ModbusLink:
         if self._client is not None and self._client.connected:
             return self._client
         self.close()
+        if self.connect_gate is None:
+            return await self._connect(where)
+        async with self.connect_gate:  # the timeout starts when this attempt's turn comes
+            return await self._connect(where)
+
+    async def _connect(self, where: str) -> ModbusClient:
         client = self._client_factory(self.endpoint, self.timeout_s)
         on = f"{where}: {self.endpoint.describe()}"
         try:

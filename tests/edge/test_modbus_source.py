@@ -178,3 +178,15 @@ async def test_stop_ends_polling_even_while_a_request_is_in_flight(cancel_after_
     silent.close()
     assert loop.time() - started < 1.0
     assert all(task.done() for task in asyncio.all_tasks() if "modbus" in task.get_name())
+
+
+def test_links_built_together_take_turns_to_connect_through_one_gate() -> None:
+    from edge_agent.sources.modbus import build_coordinators
+    from edge_agent.sources.modbus_link import MAX_CONNECTING
+
+    coordinators = build_coordinators([(device(port), PROFILE) for port in (5020, 5021, 5022)])
+
+    gates = {id(c.link.connect_gate) for c in coordinators}
+    assert len(gates) == 1 and len({id(c.link) for c in coordinators}) == 3
+    gate = coordinators[0].link.connect_gate
+    assert gate is not None and gate._value == MAX_CONNECTING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ class ModbusServer:
     """A running pymodbus server whose registers hold a profile's values.
 
     ``requests`` counts read requests received; set ``fail_with`` to an ``ExcCodes`` member to make
-    every request answer with that exception response.
+    every request answer with that exception response, ``delay_s`` to make every answer late.
     """
 
     server: ModbusTcpServer
@@ -31,6 +32,7 @@ class ModbusServer:
     registers: list[int]
     requests: list[tuple[str, int, int]] = field(default_factory=list)
     fail_with: ExcCodes | None = None
+    delay_s: float = 0.0  # a slow device: every answer comes this late
 
     def set_value(self, profile: Profile, point: str, value: float) -> None:
         modbus_map = _map(profile)
@@ -61,6 +63,8 @@ async def modbus_server() -> AsyncIterator[Any]:
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
             sim = holder["sim"]
+            if sim.delay_s:
+                await asyncio.sleep(sim.delay_s)
             registers[:] = sim.registers  # serve the test's current values
             return sim.fail_with
 

@@ -190,3 +190,36 @@ def test_links_built_together_take_turns_to_connect_through_one_gate() -> None:
     assert len(gates) == 1 and len({id(c.link) for c in coordinators}) == 3
     gate = coordinators[0].link.connect_gate
     assert gate is not None and gate._value == MAX_CONNECTING
+
+
+async def test_a_slow_device_and_a_refusing_one_leave_the_healthy_device_at_its_poll_rate(
+    modbus_server: Any,
+) -> None:
+    from collections import Counter
+
+    healthy, slow, refusing = [await modbus_server(PROFILE, VALUES) for _ in range(3)]
+    slow.delay_s = 0.3  # three blocks per poll: 0.9 s of answers for a 0.2 s interval
+    refusing.fail_with = ExcCodes.ILLEGAL_ADDRESS
+    source = ModbusSource(
+        [
+            DeviceCoordinator(
+                DeviceConfig.model_validate(
+                    {"id": name, "profile": PROFILE.id, "room": "lab-3",
+                     "modbus": {"host": "127.0.0.1", "port": server.port}}
+                ),
+                PROFILE,
+            )
+            for name, server in (("healthy", healthy), ("slow", slow), ("refusing", refusing))
+        ]
+    )
+    readings: list[Reading] = []
+
+    await source.start(readings.append)
+    await asyncio.sleep(2.0)
+    await source.stop()
+
+    per_device = Counter(r.device for r in readings)
+    assert per_device["healthy"] >= 6, per_device  # 0.2 s interval over 2 s: about 10
+    assert 1 <= per_device["slow"] <= 3, per_device
+    assert per_device["refusing"] == 0
+    assert isinstance(source.coordinator("refusing").last_exception, ModbusReadError)

@@ -119,3 +119,17 @@ def test_optional_hub_routes_that_are_missing_read_not_available(
     page.page.goto(f"{hub.url}/")
     expect(page.page.locator(".kpis .not-available")).to_be_visible()
     page.assert_clean()
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (820, 1180)], ids=["laptop", "tablet"])
+def test_every_view_fits_the_screen_width_of_a_laptop_and_a_tablet(
+    hub: ServedHub, page: WatchedPage, viewport: tuple[int, int]
+) -> None:
+    width, height = viewport
+    page.page.set_viewport_size({"width": width, "height": height})
+    for view, name in (("", "city"), ("#/alerts", "alerts"), ("#/school/s-1", "school")):
+        page.page.goto(f"{hub.url}/{view}")
+        page.page.wait_for_selector(f"main[data-page={name}] section")
+        assert page.page.evaluate("document.documentElement.scrollWidth") <= width, name
+    page.screenshot(f"dashboard-school-{width}x{height}")
+    page.assert_clean()

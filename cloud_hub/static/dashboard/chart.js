@@ -67,11 +67,13 @@ export async function drawChart(container, caps, device, point, seconds, unit) {
   }
   container.replaceChildren();
   const width = Math.max(280, container.clientWidth || 600);
+  // one sample alone would stretch the time axis over years: show a minute either side of it
+  const lone = columns[0].length === 1 ? columns[0][0] : null;
   // eslint-disable-next-line no-undef
   new uPlot({
     width,
     height: 260,
-    scales: { x: { time: true } },
+    scales: { x: lone === null ? { time: true } : { time: true, range: [lone - 60, lone + 60] } },
     series: [{}, { label: unit ? `${point} (${unit})` : point, stroke: "#1565c0", width: 2, points: { show: columns[0].length < 60 } }],
     axes: [{}, { size: 60 }],
   }, columns, container);

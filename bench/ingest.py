@@ -1,158 +1,212 @@
-"""Hub ingest throughput on SQLite and PostgreSQL: IngestWorker.process (one transaction per
-message) and IngestWorker.process_batch (one transaction per batch, a savepoint per message) with
-batches of 1 and 200, each against the database's own limit measured in the same run: the same
-window rows written with plain DB-API, one statement per message and one commit per message or per
-batch; no decoding, no dedupe, no latest values, no topology lookups, no savepoints.
+"""Hub ingest throughput in points/s on SQLite and PostgreSQL, one and two workers, each beside the
+database's plain batched-insert limit measured in the same run.
 
-    .venv/bin/python bench/ingest.py [messages]
+Workers run ``IngestWorker.process_batch`` (decode, dedupe claim, windows, latest values, device
+timestamps, rule evaluation) over batches of ``--batch`` messages, as the broker consumer does.
+Two workers are two processes, each taking every other batch (as a shared subscription splits
+them), writing to one database. The limit is the same window rows written with plain DB-API: one
+``executemany`` per batch and one commit per batch, no decoding, no dedupe, no latest values.
+
+    .venv/bin/python bench/ingest.py [--messages 600] [--windows 20] [--batch 50]
 """
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
+import os
 import platform
 import sqlite3
-import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import text
 
-from campus_protocol import Envelope, PointStats, Telemetry, encode, uplink_topic
+from campus_protocol import (
+    Envelope,
+    PointStats,
+    Telemetry,
+    TelemetryBatch,
+    encode,
+    uplink_topic,
+)
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 
-POINTS = {"co2": 812.0, "temperature": 23.4, "humidity": 41.5}
+POINTS = {"co2": 812.0, "temperature": 23.4, "humidity": 41.5, "pm25": 12.0}
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+Message = tuple[str, bytes]
 
 
-def messages(count: int) -> list[tuple[str, bytes]]:
+@dataclass(frozen=True)
+class Shape:
+    messages: int
+    windows: int  # device windows per telemetry message
+    batch: int  # messages per process_batch call (one transaction)
+
+    @property
+    def points(self) -> int:
+        return self.messages * self.windows * len(POINTS)
+
+
+def window(device: int, start: datetime) -> Telemetry:
+    return Telemetry(
+        device=f"iaq-{device}", profile="sensecap_s_co2_03", room=f"r{device}",
+        window_start=start, window_end=start + timedelta(seconds=10),
+        points={p: PointStats(count=10, min=v, max=v, mean=v, last=v) for p, v in POINTS.items()},
+    )  # fmt: skip
+
+
+def messages(shape: Shape, *, epoch: str = "bench") -> list[Message]:
+    """``shape.messages`` telemetry messages from one gateway, each ``shape.windows`` devices."""
     out = []
-    for seq in range(1, count + 1):
+    for seq in range(1, shape.messages + 1):
         start = T0 + timedelta(seconds=10 * seq)
-        body = Telemetry(
-            device=f"co2-{seq % 20}", profile="sensecap_s_co2_03", room="r101",
-            window_start=start, window_end=start + timedelta(seconds=10),
-            points={
-                p: PointStats(count=10, min=v, max=v, mean=v, last=v) for p, v in POINTS.items()
-            },
-        )  # fmt: skip
-        envelope = Envelope.wrap(node="gw-bench", epoch="bench", seq=seq, body=body, sent_at=start)
+        windows = [window(device, start) for device in range(shape.windows)]
+        body = windows[0] if shape.windows == 1 else TelemetryBatch(windows=windows)
+        envelope = Envelope.wrap(node="gw-bench", epoch=epoch, seq=seq, body=body, sent_at=start)
         out.append((uplink_topic("gw-bench", envelope.kind), encode(envelope)))
     return out
 
 
-def bench_worker(url: str, batch: list[tuple[str, bytes]], size: int | None) -> float:
-    """msg/s through ``process`` (``size`` None) or ``process_batch`` in batches of ``size``."""
+def batches(items: list[Message], size: int) -> list[list[Message]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run_worker(url: str, work: list[list[Message]]) -> tuple[int, float]:
+    """Store ``work`` batch by batch; returns (accepted, CPU seconds of this process)."""
+    engine = make_engine(url)
+    worker = IngestWorker(make_sessionmaker(engine))
+    cpu = time.process_time()
+    for batch in work:
+        worker.process_batch(batch)
+    cpu = time.process_time() - cpu
+    engine.dispose()
+    assert worker.rejected == 0 and worker.replayed_batches == 0, worker.rejections
+    return worker.accepted, cpu
+
+
+def bench_workers(url: str, shape: Shape, count: int) -> tuple[float, float]:
+    """Points/s (wall) and CPU µs per point (all workers) with ``count`` worker processes."""
     engine = make_engine(url)
     create_schema(engine)
-    worker = IngestWorker(make_sessionmaker(engine))
-    started = time.perf_counter()
-    if size is None:
-        for topic, payload in batch:
-            worker.process(topic, payload)
-    else:
-        for i in range(0, len(batch), size):
-            worker.process_batch(batch[i : i + size])
-    elapsed = time.perf_counter() - started
-    assert worker.accepted == len(batch), (worker.accepted, worker.rejections)
     engine.dispose()
-    return len(batch) / elapsed
+    work = batches(messages(shape), shape.batch)
+    # the devices exist already, as they would in a running hub (a heartbeat registered them)
+    _run_worker(url, [messages(Shape(1, shape.windows, 1), epoch="warm-up")])
+    shares = [work[i::count] for i in range(count)]
+    with multiprocessing.get_context("fork").Pool(count) as pool:
+        started = time.perf_counter()
+        results = pool.starmap(_run_worker, [(url, share) for share in shares])
+        elapsed = time.perf_counter() - started
+    stored = sum(accepted for accepted, _ in results)
+    assert stored == shape.messages, stored
+    cpu = sum(cpu for _, cpu in results)
+    return shape.points / elapsed, cpu * 1e6 / shape.points
 
 
-def _rows(seq: int) -> list[tuple[str, str, str, float]]:
-    return [(f"co2-{seq % 20}", str(seq), p, v) for p, v in POINTS.items()]
+def _rows(shape: Shape) -> Iterator[list[tuple[int, str, str, str, float]]]:
+    """The same window rows, batch by batch."""
+    for first in range(1, shape.messages + 1, shape.batch):
+        rows = []
+        for seq in range(first, min(first + shape.batch, shape.messages + 1)):
+            start = (T0 + timedelta(seconds=10 * seq)).isoformat()
+            rows += [
+                (d, start, start, p, v) for d in range(shape.windows) for p, v in POINTS.items()
+            ]
+        yield rows
 
 
-def bench_sqlite_limit(path: Path, count: int, size: int) -> float:
-    """Plain sqlite3: one executemany per message, one commit per ``size`` messages."""
+LIMIT_TABLE = ("(device INTEGER, window_start TEXT, window_end TEXT, point TEXT, mean REAL, "
+               "UNIQUE(device, window_start, point))")  # fmt: skip
+
+
+def sqlite_limit(path: Path, shape: Shape) -> tuple[float, float]:
+    """Plain sqlite3: one executemany and one commit per batch; points/s and CPU µs per point."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("CREATE TABLE w (device TEXT, start TEXT, point TEXT, mean REAL, "
-               "UNIQUE(device, start, point))")  # fmt: skip
-    started = time.perf_counter()
-    for first in range(0, count, size):
+    db.execute(f"CREATE TABLE w {LIMIT_TABLE}")
+    work = list(_rows(shape))
+    started, cpu = time.perf_counter(), time.process_time()
+    for rows in work:
         with db:
-            for seq in range(first, min(first + size, count)):
-                db.executemany("INSERT INTO w VALUES (?, ?, ?, ?)", _rows(seq))
-    elapsed = time.perf_counter() - started
+            db.executemany("INSERT INTO w VALUES (?, ?, ?, ?, ?)", rows)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     db.close()
-    return count / elapsed
+    return shape.points / elapsed, cpu * 1e6 / shape.points
 
 
-def bench_postgres_limit(count: int, size: int) -> float:
-    """Plain psycopg: one executemany per message, one commit per ``size`` messages."""
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test") as db:
+def postgres_limit(shape: Shape) -> tuple[float, float]:
+    """Plain psycopg: one executemany and one commit per batch; points/s and CPU µs per point
+    (of this client only: the server's CPU is not counted, for the limit nor the workers)."""
+    with psycopg.connect(POSTGRES_ADMIN) as db:
         table = f"bench_{uuid.uuid4().hex[:8]}"
-        db.execute(f"CREATE TABLE {table} (device TEXT, start TEXT, point TEXT, mean REAL, "
-                   "UNIQUE(device, start, point))")  # fmt: skip
+        db.execute(f"CREATE TABLE {table} {LIMIT_TABLE}")
         db.commit()
-        started = time.perf_counter()
-        for first in range(0, count, size):
+        work = list(_rows(shape))
+        started, cpu = time.perf_counter(), time.process_time()
+        for rows in work:
             with db.transaction(), db.cursor() as cur:
-                for seq in range(first, min(first + size, count)):
-                    cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", _rows(seq))
-        elapsed = time.perf_counter() - started
+                cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s, %s)", rows)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         db.execute(f"DROP TABLE {table}")
         db.commit()
-    return count / elapsed
+    return shape.points / elapsed, cpu * 1e6 / shape.points
 
 
-def postgres_schema_url() -> tuple[str, str]:
+@contextmanager
+def postgres_schema() -> Iterator[str]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    engine = make_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    return f"{POSTGRES}?options=-csearch_path%3D{schema}", schema
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def drop_schema(schema: str) -> None:
-    engine = make_engine(POSTGRES)
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
-
-
-RUNS: list[tuple[str, int | None, int]] = [
-    # label, worker batch size (None: process), commits per message in the DB-API reference
-    ("IngestWorker.process", None, 1),
-    ("process_batch, batch 1", 1, 1),
-    ("process_batch, batch 200", 200, 200),
-]
-
-
-def report(store: str, label: str, worker: float, limit: float, size: int) -> None:
-    commit = "each message" if size == 1 else f"per {size}"
-    print(f"{store:<11} {label:<25} {worker:8,.0f} msg/s | plain DB-API, commit "
-          f"{commit:<12} {limit:8,.0f} msg/s | ratio {worker / limit:.2f}")  # fmt: skip
+def report(store: str, label: str, worker: tuple[float, float], limit: tuple[float, float]) -> None:
+    """One row: the workers' rate and CPU cost beside the limit's, and both ratios."""
+    (rate, cpu), (limit_rate, limit_cpu) = worker, limit
+    print(f"{store:<10} | {label:<46} | {rate:8,.0f} points/s, {cpu:5.2f} CPU-µs/point | "
+          f"plain batched insert {limit_rate:8,.0f} points/s, {limit_cpu:5.2f} CPU-µs/point | "
+          f"ratio wall {rate / limit_rate:.2f}, CPU {limit_cpu / cpu:.2f}")  # fmt: skip
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    batch = messages(count)
-    print(f"command: bench/ingest.py {count}")
-    print(f"machine: {platform.platform()} | python {platform.python_version()}")
-    print(f"message: telemetry window, {len(POINTS)} points, {len(batch[0][1])} bytes, "
-          "20 devices on one gateway")  # fmt: skip
-    for label, size, commit_every in RUNS:
-        with tempfile.TemporaryDirectory() as tmp:
-            worker = bench_worker(f"sqlite:///{tmp}/hub.db", batch, size)
-            limit = bench_sqlite_limit(Path(tmp) / "limit.db", count, commit_every)
-        report("SQLite", label, worker, limit, commit_every)
-    for label, size, commit_every in RUNS:
-        url, schema = postgres_schema_url()
-        try:
-            worker = bench_worker(url, batch, size)
-        finally:
-            drop_schema(schema)
-        limit = bench_postgres_limit(count, commit_every)
-        report("PostgreSQL", label, worker, limit, commit_every)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--windows", type=int, default=20, help="device windows per message")
+    parser.add_argument("--batch", type=int, default=50, help="messages per transaction")
+    args = parser.parse_args()
+    shapes = [
+        Shape(args.messages, args.windows, args.batch),
+        Shape(args.messages * args.windows // 4, 1, args.batch * 4),  # one window per message
+    ]
+    print(f"command: bench/ingest.py --messages {args.messages} --windows {args.windows} "
+          f"--batch {args.batch}")  # fmt: skip
+    print(f"machine: {platform.platform()} | python {platform.python_version()} | "
+          f"{os.cpu_count()} cores | load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    for shape in shapes:
+        label = f"{shape.windows} window(s) x {len(POINTS)} points/msg, {shape.batch} msg/batch"
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory() as tmp:
+                worker = bench_workers(f"sqlite:///{tmp}/hub.db", shape, workers)
+                limit = sqlite_limit(Path(tmp) / "limit.db", shape)
+            report("SQLite", f"{workers} worker(s), {label}", worker, limit)
+        for workers in (1, 2):
+            with postgres_schema() as url:
+                worker = bench_workers(url, shape, workers)
+            report("PostgreSQL", f"{workers} worker(s), {label}", worker, postgres_limit(shape))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ outage), so ``prune`` deletes those older than a retention period.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 
@@ -29,6 +30,20 @@ def claim(session: Session, *, node: str, epoch: str, seq: int, at: datetime) ->
     return session.connection().execute(stmt, params).first() is not None
 
 
+ClaimKey = tuple[str, str, int]  # (node, epoch, seq)
+
+
+def claim_many(session: Session, keys: Iterable[ClaimKey], *, at: datetime) -> set[ClaimKey]:
+    """The keys among ``keys`` not seen before, all claimed in one statement (executemany with
+    ``RETURNING``); a key given twice is returned once."""
+    params = [{"node": n, "epoch": e, "seq": s, "claimed_at": at} for n, e, s in set(keys)]
+    if not params:
+        return set()
+    stmt = _claim(session.get_bind().dialect.name)
+    rows = session.connection().execute(stmt, params)
+    return {(node, epoch, seq) for node, epoch, seq in rows}
+
+
 def prune(session: Session, *, older_than: datetime) -> int:
     """Delete claims made before ``older_than``; returns how many."""
     result = session.execute(delete(SeenSeq).where(SeenSeq.claimed_at < older_than))
@@ -41,5 +56,5 @@ def _claim(dialect: str) -> Executable:
     return (
         insert_for(dialect, SeenSeq)
         .on_conflict_do_nothing(index_elements=["node", "epoch", "seq"])
-        .returning(SeenSeq.seq)
+        .returning(SeenSeq.node, SeenSeq.epoch, SeenSeq.seq)
     )

@@ -1,9 +1,11 @@
 """Hub ingest: store uplink messages, each one ending accepted, duplicate, rejected or kept.
 
 ``IngestWorker.process_batch`` is the whole pipeline for a batch (parse topic -> decode -> dedupe ->
-store): one transaction, one SAVEPOINT per message, so a message that fails to store is rolled back
-alone. It does no network I/O, so tests drive it directly (``process`` is a batch of one);
-``cloud_hub.ingest.consumer`` feeds it from the hub broker.
+store): one transaction with set-based statements (one dedupe claim for every message, one
+executemany for every telemetry window, one for the latest values). When any message fails in that
+pass, the batch is rolled back and replayed with a SAVEPOINT per message, so a poison message is
+rejected alone and its neighbours are stored. It does no network I/O, so tests drive it directly
+(``process`` is a batch of one); ``cloud_hub.ingest.consumer`` feeds it from the hub broker.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from campus_protocol import (
     parse_topic,
 )
 from campus_protocol.topics import Direction
-from cloud_hub.db import alerts, commands, devices, telemetry, topology
+from cloud_hub.db import alerts, commands, devices, topology
 from cloud_hub.db.alerts import AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
+from cloud_hub.db.telemetry import TelemetryRows
 from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.checks import (
     IngestLimits,
@@ -48,7 +51,7 @@ from cloud_hub.ingest.checks import (
     check_not_future,
     check_site,
 )
-from cloud_hub.ingest.dedupe import claim
+from cloud_hub.ingest.dedupe import ClaimKey, claim, claim_many
 from cloud_hub.ingest.rejections import Rejected
 from cloud_hub.ingest.view import BatchView, DeviceKey
 from device_profiles.loader import load_profiles
@@ -72,6 +75,10 @@ COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
     Comparison.EQ: operator.eq,
     Comparison.NE: operator.ne,
 }
+INGEST_REPLAYS = Counter(
+    "campus_ingest_replayed_batches_total",
+    "Batches whose set-based pass failed and were replayed with a savepoint per message.",
+)
 _LOG_EVERY_S = 10.0
 
 
@@ -94,6 +101,15 @@ class Outcome:
 class _Decoded:
     index: int  # position in the batch
     envelope: Envelope
+
+
+def _claims(envelope: Envelope) -> bool:
+    """State is retained and doubles as the MQTT will: it may repeat a seq legitimately."""
+    return envelope.kind is not MessageKind.STATE
+
+
+def _claim_key(envelope: Envelope) -> ClaimKey:
+    return (envelope.node, envelope.epoch, envelope.seq)
 
 
 class IngestWorker:
@@ -123,6 +139,8 @@ class IngestWorker:
         self._last_logged: dict[str, float] = {}
         self._device_ids: dict[DeviceKey, int] = {}
         self._gateways: dict[str, bool] = {}
+        self._skipped: list[Rejected] = []  # windows skipped by the batch being stored
+        self.replayed_batches = 0  # optimistic passes that fell back to a savepoint per message
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -137,8 +155,9 @@ class IngestWorker:
         input or a database error.
 
         Every message is decoded first (a decode error is rejected without touching the database),
-        then the rest are stored in one transaction with a SAVEPOINT each: a message that fails to
-        store is rolled back alone and rejected. When the database itself fails (unavailable,
+        then the rest are stored in one set-based transaction, or, when a message fails in it, in
+        one transaction with a SAVEPOINT each: a message that fails to store is rolled back alone
+        and rejected. When the database itself fails (unavailable,
         locked, commit failed) nothing is stored and every decoded message is kept.
         """
         now = now or datetime.now(UTC)
@@ -181,21 +200,72 @@ class IngestWorker:
     def _store_batch(
         self, batch: Sequence[_Decoded], now: datetime
     ) -> dict[int, tuple[Outcome, str]]:
+        """One optimistic set-based pass; when any message in it fails, the batch is rolled back
+        and replayed with a SAVEPOINT per message, so the failure stays that message's own."""
+        try:
+            return self._store_set_based(batch, now)
+        except (OperationalError, InterfaceError):
+            raise  # the database itself, not a message: the whole batch is kept
+        except (Rejected, SQLAlchemyError, OverflowError):
+            INGEST_REPLAYS.inc()
+            self.replayed_batches += 1
+        return self._store_with_savepoints(batch, now)
+
+    def _begin(self, session: Session, batch: Sequence[_Decoded]) -> BatchView:
+        session.connection(execution_options=WRITER)
+        self._skipped = []
+        active = alerts.active_alert_keys(session, gateway_ids=self._alerting_nodes(batch))
+        return BatchView(devices=self._device_ids, gateways=self._gateways, active_alerts=active)
+
+    def _store_set_based(
+        self, batch: Sequence[_Decoded], now: datetime
+    ) -> dict[int, tuple[Outcome, str]]:
+        """Claim every message in one statement, store the fresh ones, write all their windows
+        and latest values in two statements; raises on the first message that fails."""
         results: dict[int, tuple[Outcome, str]] = {}
         with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
-            view = BatchView(
-                devices=self._device_ids,
-                gateways=self._gateways,
-                active_alerts=alerts.active_alert_keys(
-                    session, gateway_ids=self._alerting_nodes(batch)
-                ),
+            view = self._begin(session, batch)
+            rows = TelemetryRows.of(session)
+            for item in batch:
+                check_not_future(item.envelope.sent_at, now, self.limits, what="sent_at")
+            claimed = claim_many(
+                session, [_claim_key(i.envelope) for i in batch if _claims(i.envelope)], at=now
             )
+            for item in batch:
+                envelope = item.envelope
+                fresh = not _claims(envelope) or _claim_key(envelope) in claimed
+                claimed.discard(_claim_key(envelope))  # a repeat inside the batch is a duplicate
+                if fresh:
+                    self._store(session, view, envelope, now, rows)
+                status = OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE
+                results[item.index] = (Outcome(status, envelope.kind.value), "processing")
+            rows.write(session)
+            devices.advance_seen(session, newest=view.newest)
+        view.release()
+        self._committed(view)
+        return results
+
+    def _store_with_savepoints(
+        self, batch: Sequence[_Decoded], now: datetime
+    ) -> dict[int, tuple[Outcome, str]]:
+        results: dict[int, tuple[Outcome, str]] = {}
+        with self._sessions() as session, session.begin():
+            view = self._begin(session, batch)
             for item in batch:
                 results[item.index] = self._store_one(session, view, item.envelope, now)
             devices.advance_seen(session, newest=view.newest)
-        view.commit()
+        self._committed(view)
         return results
+
+    def _committed(self, view: BatchView) -> None:
+        view.commit()
+        for skipped in self._skipped:
+            self.rejected_windows[skipped.reason] += 1
+            INGEST_ERRORS.labels(error_type=skipped.reason, stage=skipped.stage).inc()
+            outcome = Outcome(
+                OutcomeStatus.REJECTED, "telemetry", skipped.reason, f"window: {skipped.detail}"
+            )
+            self._log_limited(outcome, logging.WARNING)
 
     def _alerting_nodes(self, batch: Sequence[_Decoded]) -> set[str]:
         """Gateways whose active alerts this batch may open or clear."""
@@ -217,28 +287,39 @@ class IngestWorker:
     ) -> tuple[Outcome, str]:
         """Claim and store one message inside its own SAVEPOINT."""
         kind = envelope.kind.value
+        skipped = len(self._skipped)
         try:
             with session.begin_nested():
                 check_not_future(envelope.sent_at, now, self.limits, what="sent_at")
-                # state is retained and doubles as the MQTT will: it may repeat a seq legitimately
-                fresh = envelope.kind is MessageKind.STATE or claim(
+                fresh = not _claims(envelope) or claim(
                     session, node=envelope.node, epoch=envelope.epoch, seq=envelope.seq, at=now
                 )
                 if fresh:
-                    self._store(session, view, envelope, now)
+                    rows = TelemetryRows.of(session)
+                    self._store(session, view, envelope, now, rows)
+                    rows.write(session)
         except Rejected as exc:
             view.rollback()
+            del self._skipped[skipped:]
             return Outcome(OutcomeStatus.REJECTED, kind, exc.reason, exc.detail), exc.stage
         except (OperationalError, InterfaceError):
             raise  # the database itself, not this message: the whole batch is kept
         except (SQLAlchemyError, OverflowError) as exc:  # sqlite3 raises OverflowError past int64
             view.rollback()
+            del self._skipped[skipped:]
             return Outcome(OutcomeStatus.REJECTED, kind, "storage_error", str(exc)), "sending"
         view.release()
         status = OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE
         return Outcome(status, kind), "processing"
 
-    def _store(self, session: Session, view: BatchView, envelope: Envelope, now: datetime) -> None:
+    def _store(
+        self,
+        session: Session,
+        view: BatchView,
+        envelope: Envelope,
+        now: datetime,
+        rows: TelemetryRows,
+    ) -> None:
         body = envelope.body
         if isinstance(body, Health):
             node = envelope.node
@@ -260,9 +341,9 @@ class IngestWorker:
             topology.set_gateway_state(session, node=envelope.node, online=body.online, at=now)
             view.gateways[envelope.node] = True
         elif isinstance(body, Telemetry):
-            self._store_telemetry(session, view, envelope.node, body, now)
+            self._store_telemetry(session, view, envelope.node, body, now, rows)
         elif isinstance(body, TelemetryBatch):
-            self._store_telemetry_batch(session, view, envelope.node, body, now)
+            self._store_telemetry_batch(session, view, envelope.node, body, now, rows)
         elif isinstance(body, Event):
             check_not_future(body.at, now, self.limits, what="event time")
             self._store_event(session, view, envelope.node, body)
@@ -299,7 +380,13 @@ class IngestWorker:
         return device_id
 
     def _store_telemetry(
-        self, session: Session, view: BatchView, node: str, body: Telemetry, now: datetime
+        self,
+        session: Session,
+        view: BatchView,
+        node: str,
+        body: Telemetry,
+        now: datetime,
+        rows: TelemetryRows,
     ) -> None:
         check_not_future(body.window_end, now, self.limits, what=f"{body.device} window end")
         profile = self.profiles.get(body.profile)
@@ -308,30 +395,31 @@ class IngestWorker:
                 "unknown_profile", f"device {body.device!r}: unknown profile {body.profile!r}"
             )
         device_id = self._device_id(session, view, node, body, profile)
-        telemetry.store_telemetry(session, device_id=device_id, telemetry=body)
+        rows.add(device_id=device_id, telemetry=body)
         view.saw_window(device_id, body.window_end)
         self._evaluate_rules(session, view, node, profile, body)
 
     def _store_telemetry_batch(
-        self, session: Session, view: BatchView, node: str, batch: TelemetryBatch, now: datetime
+        self,
+        session: Session,
+        view: BatchView,
+        node: str,
+        batch: TelemetryBatch,
+        now: datetime,
+        rows: TelemetryRows,
     ) -> None:
-        """Store every window as if it came alone; a window the hub cannot store is counted and
-        skipped, the rest are kept. Only a batch with no storable window is rejected."""
+        """Store every window as if it came alone; a window the hub cannot store is skipped (and
+        counted once the batch commits), the rest are kept. Only a batch with no storable window
+        is rejected."""
         rejected: list[Rejected] = []
         for window in batch.windows:
             try:
-                self._store_telemetry(session, view, node, window, now)
+                self._store_telemetry(session, view, node, window, now, rows)
             except Rejected as exc:
                 rejected.append(exc)
         if len(rejected) == len(batch.windows):
             raise rejected[0]
-        for skipped in rejected:
-            self.rejected_windows[skipped.reason] += 1
-            INGEST_ERRORS.labels(error_type=skipped.reason, stage=skipped.stage).inc()
-            outcome = Outcome(
-                OutcomeStatus.REJECTED, "telemetry", skipped.reason, f"window: {skipped.detail}"
-            )
-            self._log_limited(outcome, logging.WARNING)
+        self._skipped.extend(rejected)
 
     def _evaluate_rules(
         self, session: Session, view: BatchView, node: str, profile: Profile, body: Telemetry

@@ -1,5 +1,6 @@
-"""IngestWorker.process_batch: one transaction per batch, one savepoint per message, so each
-message still ends accepted, duplicate, rejected or kept on its own."""
+"""IngestWorker.process_batch: one transaction per batch, set-based statements, and when a message
+fails a replay with one savepoint per message, so each message still ends accepted, duplicate,
+rejected or kept on its own."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campus_protocol import EventState, MessageKind, PointStats, uplink_topic
+from campus_protocol import (
+    EventState,
+    MessageKind,
+    PointStats,
+    Telemetry,
+    TelemetryBatch,
+    uplink_topic,
+)
 from cloud_hub.db import devices, telemetry
 from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.db.models import Alert, Device, SeenSeq, TelemetryWindow
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from device_profiles.schema import Profile
-from tests.hub.builders import T0, device_health, event, heartbeat, stats
+from tests.hub.builders import CO2, T0, device_health, event, heartbeat, message, stats
 from tests.hub.builders import telemetry as tele
 
 A = OutcomeStatus.ACCEPTED
@@ -189,3 +197,56 @@ def test_when_the_database_is_unreachable_every_decodable_message_is_kept(
         (K, "storage_unavailable"),
     ]
     assert (worker.kept, worker.rejected) == (2, 1)
+
+
+def test_a_clean_batch_is_stored_set_based_without_a_replay(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    batch = [tele(seq=i, points={"co2": stats(500 + i)}, **at(i)) for i in range(1, 6)]
+    batch.append(batch[0])  # repeated inside the batch: one claim, one duplicate
+
+    outcomes = worker.process_batch(batch)
+
+    assert [o.status for o in outcomes] == [A, A, A, A, A, D]
+    assert worker.replayed_batches == 0
+    assert windows_per_device(sessions) == {"co2-1": 5}
+    with sessions() as session:
+        device = devices.find_device(session, gateway_id="gw-1", key="co2-1")
+        assert device is not None
+        latest = telemetry.latest_values(session, device_ids=[device.id])[device.id]
+        assert [(v.point, v.value) for v in latest] == [("co2", 505)]  # the newest window's
+        assert device.last_seen_at == T0 + timedelta(minutes=5, seconds=10)
+
+
+def test_a_poison_message_makes_the_batch_replay_with_savepoints_and_skips_are_counted_once(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    mixed = TelemetryBatch(
+        windows=[
+            Telemetry(**{**tele_window("co2-1", 600).model_dump(), "profile": "nope_v9"}),
+            tele_window("co2-2", 610),
+        ]
+    )
+    batch = [
+        tele(seq=1, points={"co2": stats(500)}),
+        message("gw-1", 2, mixed),
+        tele(seq=3, points={"co2": OVERFLOW}, **at(1)),
+    ]
+
+    outcomes = worker.process_batch(batch)
+
+    assert [o.status for o in outcomes] == [A, A, R]
+    assert worker.replayed_batches == 1
+    assert worker.rejected_windows["unknown_profile"] == 1  # not once per pass
+    assert windows_per_device(sessions) == {"co2-1": 1, "co2-2": 1}
+
+
+def tele_window(device: str, co2: float) -> Telemetry:
+    return Telemetry(
+        device=device,
+        profile=CO2,
+        room="r101",
+        window_start=T0,
+        window_end=T0 + timedelta(seconds=10),
+        points={"co2": stats(co2)},
+    )

@@ -14,7 +14,8 @@ from cloud_hub.auth.scope import Scope
 from cloud_hub.auth.tokens import issue_token
 from cloud_hub.auth.users import add_user
 from cloud_hub.db import topology
-from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.db.schema import migrate
 from cloud_hub.provisioning import Provisioner
 from cloud_hub.settings import ProvisioningSettings
 from simulators.fleet import CityPlan
@@ -41,7 +42,7 @@ def make_demo_admin(database_url: str, city_id: str) -> DemoAdmin:
     now = datetime.now(UTC)
     engine = make_engine(database_url)
     try:
-        create_schema(engine)
+        migrate(engine)
         with make_sessionmaker(engine)() as session, session.begin():
             user = add_user(
                 session,

@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from campus_config import ConfigError
 from campus_mqtt import make_client
 from cloud_hub.auth.cli import app as user_app
-from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db import schema
+from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings, load_hub_settings
@@ -154,7 +155,7 @@ def ingest_command(
     )
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite":
-        create_schema(engine)
+        schema.migrate(engine)
     consumer = IngestConsumer(
         IngestWorker(make_sessionmaker(engine)),
         settings.broker,
@@ -174,17 +175,25 @@ def migrate(
     database_url: DatabaseOpt = None,
     development: DevelopmentOpt = None,
 ) -> None:
-    """Create the hub's tables (idempotent)."""
+    """Bring the hub database to the newest schema revision (Alembic; idempotent). A database
+    made before migrations existed is recognised and adopted at the baseline revision first."""
     settings = _load(config, database_url=database_url, development=development)
     engine = make_engine(settings.database_url)
     try:
-        create_schema(engine)
+        migrated = schema.migrate(engine)
     except SQLAlchemyError as exc:
         console.print(f"[red]migrate failed[/red]: {exc}")
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
-    console.print(f"tables ready in {engine.url.render_as_string(hide_password=True)}")
+    where = engine.url.render_as_string(hide_password=True)
+    if migrated.before == migrated.after:
+        console.print(f"{where}: already at revision {migrated.after}")
+        return
+    start = migrated.before or "empty database"
+    if migrated.adopted:
+        start = f"database made before migrations (adopted at {schema.BASELINE})"
+    console.print(f"{where}: {start} -> revision {migrated.after}")
 
 
 @app.command()

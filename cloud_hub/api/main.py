@@ -24,7 +24,8 @@ from cloud_hub.api.routes import (
 from cloud_hub.api.routes.web import add_web
 from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.commands import CommandPublisher
-from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.db.schema import migrate
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.provisioning import Provisioner, ProvisioningError
@@ -42,15 +43,15 @@ def create_app(
 ) -> FastAPI:
     """Build the API. With ``run_ingest`` the same process consumes the hub broker too.
 
-    An SQLite database gets its tables created at start-up (the zero set-up default);
-    PostgreSQL expects ``campus hub migrate`` to have run.
+    An SQLite database is migrated at start-up (the zero set-up default); PostgreSQL expects
+    ``campus hub migrate`` to have run.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         if engine.dialect.name == "sqlite":
-            create_schema(engine)
+            migrate(engine)
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         app.state.jwt_verifier = jwt_verifier(settings)

@@ -32,7 +32,8 @@ from cloud_hub.auth.users import (
     list_users,
     revoke_user,
 )
-from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.db.schema import migrate
 from cloud_hub.settings import load_hub_settings
 
 app = typer.Typer(
@@ -58,7 +59,7 @@ def _hub_session(config: Path | None, database_url: str | None) -> Iterator[Sess
         raise typer.Exit(2) from None
     engine = make_engine(settings.database_url)
     try:
-        create_schema(engine)
+        migrate(engine)
         with make_sessionmaker(engine)() as session, session.begin():
             yield session
     finally:

@@ -79,11 +79,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet (``campus hub migrate``; no alembic yet)."""
-    from cloud_hub.auth import models as auth_models  # noqa: F401 - registers the tables
-    from cloud_hub.db import models  # noqa: F401 - registers the tables on Base.metadata
+    """Create the newest schema in an empty database the fast way (tests and throw-away
+    databases): see ``cloud_hub.db.schema.create_current``; hubs run ``schema.migrate``."""
+    from cloud_hub.db.schema import create_current
 
-    Base.metadata.create_all(engine)
+    create_current(engine)
 
 
 def dialect_insert(session: Session, model: type[Base]) -> Any:

@@ -26,9 +26,9 @@ class TelemetryRows:
     never moves back in time (a replayed older window leaves it alone). The device's own
     timestamps are the caller's (``devices.advance_seen``, once per batch).
 
-    Rows are plain tuples handed to the driver as they are (``exec_driver_sql``): timestamps are converted to
-    the database's form once per window (as SQLAlchemy would bind them), not once per point and
-    column by SQLAlchemy's type processing."""
+    Rows are plain tuples handed to the driver as they are (``exec_driver_sql``): timestamps are
+    converted to the database's form once per window (as SQLAlchemy would bind them), not once per
+    point and column by SQLAlchemy's type processing."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect

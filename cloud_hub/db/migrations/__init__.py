@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub database: the one source of truth for its schema."""

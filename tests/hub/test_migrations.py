@@ -1,0 +1,105 @@
+"""Alembic migrations keep the hub schema on SQLite and PostgreSQL: from an empty database, from a
+database made by a release before migrations (tables, no version), and they build exactly what
+the models declare (the fast ``create_schema`` of the tests is proven equal here)."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, select, text
+from typer.testing import CliRunner
+
+from cloud_hub.cli import app
+from cloud_hub.db import schema
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.models import District, School
+
+runner = CliRunner()
+
+
+def differences(engine: Engine) -> list[object]:
+    """What the database lacks or has beyond the models (Alembic autogenerate's comparison)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return [
+            diff
+            for diff in compare_metadata(context, schema.target_metadata())
+            if not (diff[0] == "remove_table" and diff[1].name == "alembic_version")
+        ]
+
+
+def release_before_migrations(engine: Engine) -> None:
+    """What a release before migrations left behind: the baseline's tables, no version table,
+    and some data."""
+    with engine.begin() as connection:
+        command.upgrade(schema.alembic_config(connection), schema.BASELINE)
+        connection.execute(text("DROP TABLE alembic_version"))
+    with make_sessionmaker(engine)() as session, session.begin():
+        session.add(District(id="d-1", name="North", city_id="c-1"))
+        session.add(School(id="s-1", name="No. 1", district_id="d-1"))
+
+
+def test_an_empty_database_is_migrated_to_the_models_schema(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrated = schema.migrate(engine)
+        again = schema.migrate(engine)
+
+        assert (migrated.before, migrated.after, migrated.adopted) == (None, schema.head(), False)
+        assert (again.before, again.after) == (schema.head(), schema.head())
+        assert differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_database_made_before_migrations_is_adopted_and_keeps_its_data(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        release_before_migrations(engine)
+
+        migrated = schema.migrate(engine)
+
+        assert (migrated.before, migrated.after, migrated.adopted) == (None, schema.head(), True)
+        assert differences(engine) == []
+        with make_sessionmaker(engine)() as session:
+            assert session.scalars(select(School.name)).all() == ["No. 1"]
+    finally:
+        engine.dispose()
+
+
+def test_the_fast_test_schema_equals_the_migrated_one_and_is_at_the_newest_revision(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        create_schema(engine)
+
+        assert differences(engine) == []
+        assert schema.migrate(engine).before == schema.head()
+    finally:
+        engine.dispose()
+
+
+def test_campus_hub_migrate_says_what_it_did(database_url: str) -> None:
+    args = ["migrate", "--database-url", database_url, "--development"]
+
+    first = runner.invoke(app, args)
+    second = runner.invoke(app, args)
+
+    assert first.exit_code == 0, first.output
+    assert f"empty database -> revision {schema.head()}" in first.output
+    assert f"already at revision {schema.head()}" in second.output
+
+
+def test_campus_hub_migrate_adopts_a_database_made_before_migrations(database_url: str) -> None:
+    engine = make_engine(database_url)
+    release_before_migrations(engine)
+    engine.dispose()
+
+    result = runner.invoke(app, ["migrate", "--database-url", database_url, "--development"])
+
+    assert result.exit_code == 0, result.output
+    assert f"made before migrations (adopted at {schema.BASELINE})" in result.output

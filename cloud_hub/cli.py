@@ -21,6 +21,7 @@ from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings, load_hub_settings
+from cloud_hub.sinks.influx import sink_for
 
 app = typer.Typer(
     help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True
@@ -156,8 +157,12 @@ def ingest_command(
     engine = make_engine(settings.database_url)
     if engine.dialect.name == "sqlite":
         schema.migrate(engine)
+    influx = sink_for(settings.influx)
+    worker = IngestWorker(
+        make_sessionmaker(engine), window_sink=influx.offer if influx is not None else None
+    )
     consumer = IngestConsumer(
-        IngestWorker(make_sessionmaker(engine)),
+        worker,
         settings.broker,
         share_group=settings.share_group,
     )
@@ -166,6 +171,8 @@ def ingest_command(
     except KeyboardInterrupt:
         pass
     finally:
+        if influx is not None:
+            influx.close()
         engine.dispose()
 
 

@@ -70,6 +70,21 @@ class ProvisioningSettings(Section):
     ca_dir: Path | None = None
 
 
+class InfluxSettings(Section):
+    """An InfluxDB 2 bucket every stored window is copied to (``cloud_hub.sinks.influx``)."""
+
+    url: str = Field(min_length=1, examples=["http://influxdb:8086"])
+    token: SecretStr
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    batch_points: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=1.0, gt=0, le=60)
+    max_buffer_points: int = Field(default=200_000, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    max_retry_after_s: float = Field(default=60.0, gt=0)
+    shutdown_timeout_s: float = Field(default=5.0, ge=0, le=300)
+
+
 class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
@@ -85,6 +100,7 @@ class HubSettings(LayeredSettings):
     offline_after_s: float = Field(default=30.0, gt=0)
     auth: AuthSettings = AuthSettings()
     provisioning: ProvisioningSettings | None = None
+    influx: InfluxSettings | None = None
     development: bool = False  # allows placeholder broker passwords
 
     @field_validator("database_url")
@@ -102,6 +118,9 @@ class HubSettings(LayeredSettings):
             raise ValueError(
                 "broker.password: placeholder or empty password refused outside development"
             )
+        token = self.influx.token.get_secret_value() if self.influx else None
+        if not self.development and token in PLACEHOLDER_SECRETS:
+            raise ValueError("influx.token: placeholder or empty token refused outside development")
         return self
 
 

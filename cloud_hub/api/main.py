@@ -30,6 +30,7 @@ from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.provisioning import Provisioner, ProvisioningError
 from cloud_hub.settings import HubSettings
+from cloud_hub.sinks.influx import sink_for
 from device_profiles.schema import Profile
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,15 @@ def create_app(
         if settings.provisioning is not None:
             _sync_broker_access(app.state.provisioner, app.state.sessions)
         tasks: list[asyncio.Task[None]] = []
+        influx = sink_for(settings.influx) if run_ingest else None
         if run_ingest:
+            worker = IngestWorker(
+                app.state.sessions,
+                profiles=profiles,
+                window_sink=influx.offer if influx is not None else None,
+            )
             app.state.ingest = IngestConsumer(
-                IngestWorker(app.state.sessions, profiles=profiles),
+                worker,
                 settings.broker,
                 share_group=settings.share_group,
             )
@@ -77,6 +84,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if influx is not None:
+                await asyncio.to_thread(influx.close)
             engine.dispose()
 
     app = FastAPI(

@@ -103,6 +103,11 @@ class _Decoded:
     envelope: Envelope
 
 
+WindowSink = Callable[[Sequence[tuple[str, Telemetry]]], None]
+"""Takes ``(node, window)`` pairs once their batch committed (e.g. ``InfluxSink.offer``); must not
+block."""
+
+
 def _claims(envelope: Envelope) -> bool:
     """State is retained and doubles as the MQTT will: it may repeat a seq legitimately."""
     return envelope.kind is not MessageKind.STATE
@@ -126,8 +131,10 @@ class IngestWorker:
         *,
         profiles: Mapping[str, Profile] | None = None,
         limits: IngestLimits | None = None,
+        window_sink: WindowSink | None = None,
     ) -> None:
         self._sessions = session_factory
+        self._window_sink = window_sink
         self.limits = limits or IngestLimits()
         self.profiles: Mapping[str, Profile] = profiles if profiles is not None else load_profiles()
         self.accepted = 0
@@ -140,6 +147,7 @@ class IngestWorker:
         self._device_ids: dict[DeviceKey, int] = {}
         self._gateways: dict[str, bool] = {}
         self._skipped: list[Rejected] = []  # windows skipped by the batch being stored
+        self._stored: list[tuple[str, Telemetry]] = []  # windows for the sink, once committed
         self.replayed_batches = 0  # optimistic passes that fell back to a savepoint per message
 
     # -- messages ------------------------------------------------------------------------------
@@ -213,7 +221,7 @@ class IngestWorker:
 
     def _begin(self, session: Session, batch: Sequence[_Decoded]) -> BatchView:
         session.connection(execution_options=WRITER)
-        self._skipped = []
+        self._skipped, self._stored = [], []
         active = alerts.active_alert_keys(session, gateway_ids=self._alerting_nodes(batch))
         return BatchView(devices=self._device_ids, gateways=self._gateways, active_alerts=active)
 
@@ -259,6 +267,8 @@ class IngestWorker:
 
     def _committed(self, view: BatchView) -> None:
         view.commit()
+        if self._window_sink is not None and self._stored:
+            self._window_sink(self._stored)
         for skipped in self._skipped:
             self.rejected_windows[skipped.reason] += 1
             INGEST_ERRORS.labels(error_type=skipped.reason, stage=skipped.stage).inc()
@@ -287,7 +297,7 @@ class IngestWorker:
     ) -> tuple[Outcome, str]:
         """Claim and store one message inside its own SAVEPOINT."""
         kind = envelope.kind.value
-        skipped = len(self._skipped)
+        skipped, stored = len(self._skipped), len(self._stored)
         try:
             with session.begin_nested():
                 check_not_future(envelope.sent_at, now, self.limits, what="sent_at")
@@ -300,13 +310,13 @@ class IngestWorker:
                     rows.write(session)
         except Rejected as exc:
             view.rollback()
-            del self._skipped[skipped:]
+            del self._skipped[skipped:], self._stored[stored:]
             return Outcome(OutcomeStatus.REJECTED, kind, exc.reason, exc.detail), exc.stage
         except (OperationalError, InterfaceError):
             raise  # the database itself, not this message: the whole batch is kept
         except (SQLAlchemyError, OverflowError) as exc:  # sqlite3 raises OverflowError past int64
             view.rollback()
-            del self._skipped[skipped:]
+            del self._skipped[skipped:], self._stored[stored:]
             return Outcome(OutcomeStatus.REJECTED, kind, "storage_error", str(exc)), "sending"
         view.release()
         status = OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE
@@ -396,6 +406,8 @@ class IngestWorker:
             )
         device_id = self._device_id(session, view, node, body, profile)
         rows.add(device_id=device_id, telemetry=body)
+        if self._window_sink is not None:
+            self._stored.append((node, body))
         view.saw_window(device_id, body.window_end)
         self._evaluate_rules(session, view, node, profile, body)
 

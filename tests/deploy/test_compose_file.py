@@ -232,3 +232,11 @@ async def test_compose_agent_config_matches_what_the_compose_simulator_serves(
     for device in served:
         device.get("modbus", {}).update(host="simulator", port=5020)
     assert agent["devices"] == served
+
+
+def test_every_hub_process_writes_to_the_influxdb_grafana_reads(compose) -> None:
+    for name in ("hub", "hub-ingest"):
+        env = compose["services"][name]["environment"]
+        assert env["CAMPUS_HUB_INFLUX__URL"] == "http://influxdb:8086"
+        assert env["CAMPUS_HUB_INFLUX__BUCKET"] == "${INFLUXDB_BUCKET:-telemetry}"
+        assert compose["services"][name]["depends_on"]["influxdb"]["condition"] == "service_healthy"

@@ -52,6 +52,13 @@ def test_a_placeholder_broker_password_is_refused_outside_development() -> None:
     assert load_hub_settings(development=True).development
 
 
+def test_a_placeholder_influx_token_is_refused_outside_development() -> None:
+    influx = {"url": "http://influxdb:8086", "org": "o", "bucket": "b", "token": "changeme"}
+    with pytest.raises(ConfigError, match=r"influx\.token: placeholder"):
+        load_hub_settings(broker={"password": "a-real-one"}, influx=influx)
+    assert load_hub_settings(development=True, influx=influx).influx is not None
+
+
 def test_precedence_env_over_yaml_and_flags_over_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,1 @@
+"""Where hub ingest copies what it stored, beside its own database (InfluxDB 2)."""

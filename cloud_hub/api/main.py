@@ -18,6 +18,7 @@ from cloud_hub.api.routes import (
     commands,
     devices,
     gateways,
+    kpis,
     schools,
     system,
 )
@@ -31,6 +32,7 @@ from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.provisioning import Provisioner, ProvisioningError
 from cloud_hub.settings import HubSettings
 from cloud_hub.sinks.influx import sink_for
+from device_profiles.loader import load_profiles
 from device_profiles.schema import Profile
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ def create_app(
         if engine.dialect.name == "sqlite":
             migrate(engine)
         app.state.settings = settings
+        app.state.profiles = profiles if profiles is not None else load_profiles()
         app.state.sessions = make_sessionmaker(engine)
         app.state.jwt_verifier = jwt_verifier(settings)
         app.state.provisioner = Provisioner(settings.provisioning)
@@ -91,7 +94,7 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    for module in (auth, schools, devices, alerts, gateways, commands, audit, system):
+    for module in (auth, schools, devices, alerts, gateways, commands, kpis, audit, system):
         app.include_router(module.router)
     app.include_router(auth.page_router)
     add_web(app)

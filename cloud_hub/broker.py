@@ -36,14 +36,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def acl_text(hub_username: str = HUB_USERNAME) -> str:
-    """The ACL file: the hub sees all uplinks; every other user only its own subtree."""
-    return (
-        f"user {hub_username}\n"
+def acl_text(*hub_usernames: str) -> str:
+    """The ACL file: the hub users (``hub`` unless named) see all uplinks; every other user only
+    its own subtree."""
+    hubs = "".join(
+        f"user {username}\n"
         f"topic read {TOPIC_ROOT}/+/up/#\n"
         f"topic write {TOPIC_ROOT}/+/down/#\n"
         "\n"
-        "# every gateway: its MQTT username is its node id\n"
+        for username in hub_usernames or (HUB_USERNAME,)
+    )
+    return (
+        hubs + "# every gateway: its MQTT username is its node id\n"
         f"pattern write {TOPIC_ROOT}/%u/up/#\n"
         f"pattern read {TOPIC_ROOT}/%u/down/#\n"
     )
@@ -98,6 +102,8 @@ class MosquittoBroker:
     site_port: int | None = 0
     hub_username: str = HUB_USERNAME
     hub_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    #: more hub ingest workers, each its own username (client id = username on this listener)
+    hub_workers: list[str] = field(default_factory=list)
     tls: bool = True
     save_every_change: bool = True
     _certificates: DevCertificates | None = field(default=None, init=False)
@@ -111,8 +117,8 @@ class MosquittoBroker:
         self.port = self.port or free_port(self.host)
         if self.site_port == 0:
             self.site_port = free_port(self.host)
-        for gateway in self.gateways:
-            self._passwords[validate_node_id(gateway)] = secrets.token_urlsafe(18)
+        for user in [*self.gateways, *self.hub_workers]:
+            self._passwords[validate_node_id(user)] = secrets.token_urlsafe(18)
         if self.tls:
             hosts = list(dict.fromkeys([self.host, "127.0.0.1", "localhost"]))
             self._certificates = make_dev_certificates(self.workdir / "tls", hosts)
@@ -199,7 +205,7 @@ class MosquittoBroker:
         write_password_file(
             self.workdir / "passwd", {self.hub_username: self.hub_password, **self._passwords}
         )
-        (self.workdir / "acl").write_text(acl_text(self.hub_username))
+        (self.workdir / "acl").write_text(acl_text(self.hub_username, *self.hub_workers))
         (self.workdir / "site-acl").write_text(SITE_ACL)
 
     def start(self, timeout_s: float = 10.0) -> None:

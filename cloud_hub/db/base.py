@@ -86,6 +86,13 @@ def create_schema(engine: Engine) -> None:
     create_current(engine)
 
 
+def insert_missing(session: Session, model: type[Base], **values: Any) -> None:
+    """Insert a registry row unless its key exists: several ingest workers may create the same
+    gateway, room or device at once, and ``ON CONFLICT DO NOTHING`` waits for the other's insert
+    and keeps it instead of failing the message with a unique violation. Read the row after."""
+    session.execute(dialect_insert(session, model).values(**values).on_conflict_do_nothing())
+
+
 def dialect_insert(session: Session, model: type[Base]) -> Any:
     """``INSERT`` with the dialect's ``on_conflict_do_*`` methods (SQLite or PostgreSQL)."""
     return insert_for(session.get_bind().dialect.name, model)

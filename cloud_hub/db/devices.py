@@ -11,17 +11,17 @@ from sqlalchemy.orm import Session
 
 from campus_protocol.messages import DeviceHealth, DeviceStatus
 from cloud_hub.auth.scope import Scope
-from cloud_hub.db.base import UtcDateTime
+from cloud_hub.db.base import UtcDateTime, insert_missing
 from cloud_hub.db.models import Device, Gateway, Room
 
 
 def ensure_room(session: Session, *, gateway_id: str, key: str, name: str = "") -> Room:
     """The room ``key`` of ``gateway_id``, created when new and renamed when ``name`` is given."""
-    room = session.scalar(select(Room).where(Room.gateway_id == gateway_id, Room.key == key))
+    query = select(Room).where(Room.gateway_id == gateway_id, Room.key == key)
+    room = session.scalar(query)
     if room is None:
-        room = Room(gateway_id=gateway_id, key=key, name=name)
-        session.add(room)
-        session.flush()
+        insert_missing(session, Room, gateway_id=gateway_id, key=key, name=name)
+        room = session.scalars(query).one()
     elif name:
         room.name = name
     return room
@@ -57,8 +57,11 @@ def apply_device_health(session: Session, *, gateway_id: str, health: DeviceHeal
     room = ensure_room(session, gateway_id=gateway_id, key=health.room, name=health.room_name)
     device = find_device(session, gateway_id=gateway_id, key=health.device)
     if device is None:
-        device = Device(gateway_id=gateway_id, key=health.device, profile=health.profile)
-        session.add(device)
+        insert_missing(
+            session, Device, gateway_id=gateway_id, key=health.device, profile=health.profile
+        )
+        device = find_device(session, gateway_id=gateway_id, key=health.device)
+        assert device is not None
     device.room_id = room.id
     device.profile = health.profile
     device.protocol = health.protocol
@@ -81,7 +84,9 @@ def ensure_device(
     device = find_device(session, gateway_id=gateway_id, key=key)
     if device is None:
         room_row = ensure_room(session, gateway_id=gateway_id, key=room)
-        device = Device(
+        insert_missing(
+            session,
+            Device,
             gateway_id=gateway_id,
             key=key,
             room_id=room_row.id,
@@ -89,8 +94,8 @@ def ensure_device(
             protocol=protocol,
             status=DeviceStatus.UNKNOWN.value,
         )
-        session.add(device)
-        session.flush()
+        device = find_device(session, gateway_id=gateway_id, key=key)
+        assert device is not None
     return device
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Health, SiteIdentity
 from cloud_hub.auth.scope import Scope
+from cloud_hub.db.base import insert_missing
 from cloud_hub.db.models import Alert, Device, District, Gateway, School
 
 
@@ -18,15 +19,15 @@ def upsert_site(session: Session, *, site: SiteIdentity) -> School:
     """Create or rename the district and school a gateway reports."""
     district = session.get(District, site.district_id)
     if district is None:
-        district = District(id=site.district_id, city_id=site.city_id)
-        session.add(district)
+        insert_missing(session, District, id=site.district_id, city_id=site.city_id)
+        district = session.get_one(District, site.district_id)
     district.city_id = site.city_id
     district.city_name = site.city_name or district.city_name
     district.name = site.district_name or district.name
     school = session.get(School, site.school_id)
     if school is None:
-        school = School(id=site.school_id, district_id=site.district_id)
-        session.add(school)
+        insert_missing(session, School, id=site.school_id, district_id=site.district_id)
+        school = session.get_one(School, site.school_id)
     school.district_id = site.district_id
     school.name = site.school_name or school.name
     session.flush()
@@ -37,9 +38,8 @@ def ensure_gateway(session: Session, *, node: str) -> Gateway:
     """The gateway row for ``node``, created (school unknown) when first heard of."""
     gateway = session.get(Gateway, node)
     if gateway is None:
-        gateway = Gateway(id=node)
-        session.add(gateway)
-        session.flush()
+        insert_missing(session, Gateway, id=node)
+        gateway = session.get_one(Gateway, node)
     return gateway
 
 

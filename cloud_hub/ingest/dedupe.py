@@ -36,7 +36,7 @@ ClaimKey = tuple[str, str, int]  # (node, epoch, seq)
 def claim_many(session: Session, keys: Iterable[ClaimKey], *, at: datetime) -> set[ClaimKey]:
     """The keys among ``keys`` not seen before, all claimed in one statement (executemany with
     ``RETURNING``); a key given twice is returned once."""
-    params = [{"node": n, "epoch": e, "seq": s, "claimed_at": at} for n, e, s in set(keys)]
+    params = [{"node": n, "epoch": e, "seq": s, "claimed_at": at} for n, e, s in sorted(set(keys))]
     if not params:
         return set()
     stmt = _claim(session.get_bind().dialect.name)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,8 +14,7 @@ from cloud_hub.ingest.worker import IngestWorker
 from device_profiles.loader import load_profiles
 from device_profiles.rules import AlertRule, ConditionKind
 from device_profiles.schema import Profile
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.postgres_support import postgres_schema
 
 
 @pytest.fixture(scope="session")
@@ -44,16 +41,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    schema = f"hub_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield (
-                "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-                f"?options=-csearch_path%3D{schema}"
-            )
-        finally:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
-"""``campus hub``: serve (API + ingest), ingest, migrate, validate."""
+"""``campus hub``: serve (API + ingest), ingest, migrate, validate, kpis."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import aiomqtt
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,8 +23,11 @@ from cloud_hub.db import schema
 from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
 from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
+from cloud_hub.kpis.export import kpi_rows, to_csv
 from cloud_hub.settings import HubSettings, load_hub_settings
 from cloud_hub.sinks.influx import sink_for
+from device_profiles.loader import load_profiles
 
 app = typer.Typer(
     help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True
@@ -265,3 +271,53 @@ def _check_broker(settings: HubSettings) -> bool:
         return False
     console.print(f"broker {where}: ok")
     return True
+
+
+@app.command()
+def kpis(
+    id: Annotated[str, typer.Option("--id", help="The city, district or school id.")],
+    level: Annotated[Level, typer.Option(help="Which kind of place --id names.")] = Level.CITY,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    at: Annotated[
+        datetime | None, typer.Option(help="As of this time (UTC unless it says), default now.")
+    ] = None,
+) -> None:
+    """Print the KPIs of a city, district or school beside their 2025 targets, read from the hub
+    database (the operator's console: no scope applies; the API filters by the caller's)."""
+    settings = _load(config, database_url=database_url, development=True)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            report = compute_kpis(
+                session,
+                level=level,
+                id=id,
+                scope=None,
+                now=(at.replace(tzinfo=at.tzinfo or UTC) if at else datetime.now(UTC)),
+                profiles=load_profiles(),
+                lessons=LessonTimes.from_settings(settings.kpi),
+            )
+    except SQLAlchemyError as exc:
+        console.print(f"[red]cannot read the hub database[/red]: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if report is None:
+        console.print(f"[red]no {level.value} {id!r} in the hub database[/red]")
+        raise typer.Exit(1)
+    if csv_output:
+        sys.stdout.write(to_csv(report))
+        return
+    title = f"KPIs of {level.value} {id}: {report.schools} schools, {report.at:%Y-%m-%d %H:%M} UTC"
+    table = Table(title=title)
+    for column in ("KPI", "value", "target 2025", "meets", "numerator / denominator"):
+        table.add_column(column)
+    for row in kpi_rows(report):
+        value = "-" if row["value"] is None else f"{row['value']} {row['unit']}"
+        target = "none" if row["target_2025"] is None else f"{row['target_2025']} {row['unit']}"
+        meets = {True: "yes", False: "no", None: "-"}[row["meets_target"]]  # type: ignore[index]
+        table.add_row(str(row["name"]), value, target, meets,
+                      f"{row['numerator']} / {row['denominator']}")  # fmt: skip
+    console.print(table)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -85,6 +87,46 @@ class InfluxSettings(Section):
     shutdown_timeout_s: float = Field(default=5.0, ge=0, le=300)
 
 
+class KpiSettings(Section):
+    """When lessons happen, for the lighting-compliance KPI: school days (0 = Monday) and lesson
+    periods ``HH:MM-HH:MM`` in the city's time zone."""
+
+    timezone: str = "Asia/Shanghai"
+    school_days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    lesson_periods: list[str] = Field(
+        default_factory=lambda: ["08:00-12:00", "14:00-17:30"], min_length=1
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (e.g. Asia/Shanghai)") from None
+        return zone
+
+    @field_validator("school_days")
+    @classmethod
+    def _weekdays(cls, days: list[int]) -> list[int]:
+        if any(day not in range(7) for day in days):
+            raise ValueError("school days are 0 (Monday) to 6 (Sunday)")
+        return days
+
+    @field_validator("lesson_periods")
+    @classmethod
+    def _periods(cls, periods: list[str]) -> list[str]:
+        for period in periods:
+            start, sep, end = period.partition("-")
+            try:
+                ok = sep and time.fromisoformat(start) < time.fromisoformat(end)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"lesson period {period!r}: write HH:MM-HH:MM, start first")
+        return periods
+
+
 class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
@@ -101,6 +143,7 @@ class HubSettings(LayeredSettings):
     auth: AuthSettings = AuthSettings()
     provisioning: ProvisioningSettings | None = None
     influx: InfluxSettings | None = None
+    kpi: KpiSettings = KpiSettings()
     development: bool = False  # allows placeholder broker passwords
 
     @field_validator("database_url")

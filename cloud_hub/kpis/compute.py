@@ -8,7 +8,7 @@ numerators over their denominators (not an average of rates)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -21,6 +21,7 @@ from cloud_hub.auth.models import GatewayAccess
 from cloud_hub.auth.scope import Scope
 from cloud_hub.db.models import Device, District, Gateway, School, TelemetryWindow
 from cloud_hub.kpis.definitions import BY_KPI, Kpi
+from cloud_hub.settings import KpiSettings
 from device_profiles.schema import Profile
 
 ONLINE_WITHIN = timedelta(hours=24)
@@ -45,6 +46,14 @@ class LessonTimes:
     timezone: str = "Asia/Shanghai"
     school_days: frozenset[int] = frozenset(range(5))
     periods: tuple[tuple[time, time], ...] = ((time(8), time(12)), (time(14), time(17, 30)))
+
+    @classmethod
+    def from_settings(cls, settings: KpiSettings) -> LessonTimes:
+        periods = []
+        for period in settings.lesson_periods:
+            start, _, end = period.partition("-")
+            periods.append((time.fromisoformat(start), time.fromisoformat(end)))
+        return cls(settings.timezone, frozenset(settings.school_days), tuple(periods))
 
     def covers(self, at: datetime) -> bool:
         local = at.astimezone(ZoneInfo(self.timezone))
@@ -295,24 +304,3 @@ def _sum(schools: Mapping[str, SchoolFigures]) -> list[KpiValue]:
             len(metered),
         ),
     ]
-
-
-def kpi_rows(report: KpiReport) -> Iterable[dict[str, object]]:
-    """One flat row per KPI (the CSV export and the JSON body share it)."""
-    for value in report.values:
-        definition = BY_KPI[value.kpi]
-        yield {
-            "level": report.level.value,
-            "id": report.id,
-            "at": report.at.isoformat(),
-            "kpi": value.kpi.value,
-            "name": definition.name,
-            "value": None if value.value is None else round(value.value, 2),
-            "unit": definition.unit,
-            "numerator": round(value.numerator, 2),
-            "denominator": round(value.denominator, 2),
-            "target_2025": definition.target,
-            "meets_target": value.meets_target,
-            "target_source": definition.target_source,
-            "measures": definition.measures,
-        }

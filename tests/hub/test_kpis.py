@@ -16,12 +16,14 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
 
 from campus_protocol import DeviceStatus, PointStats, SiteIdentity
 from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
 from cloud_hub.auth.scope import Scope
+from cloud_hub.cli import app
 from cloud_hub.db.models import District, School
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.kpis.compute import Level, compute_kpis
@@ -216,3 +218,15 @@ def test_the_api_refuses_a_level_above_the_caller_s_scope_and_hides_other_distri
 
     assert (city.status_code, d2.status_code, d1.status_code) == (403, 404, 200)
     assert anonymous.status_code == 401
+
+
+def test_campus_hub_kpis_prints_the_table_and_the_csv(city: City, database_url: str) -> None:
+    args = ["kpis", "--id", "city-1", "--database-url", database_url, "--at", NOW.isoformat()]
+
+    table = CliRunner().invoke(app, args)
+    export = CliRunner().invoke(app, [*args, "--csv"])
+
+    assert table.exit_code == 0, table.output
+    assert "83.33 %" in table.output and "12 schools" in table.output
+    rows = {row["kpi"]: row for row in csv.DictReader(io.StringIO(export.output))}
+    assert rows["campus_iot_coverage"]["value"] == "91.67"

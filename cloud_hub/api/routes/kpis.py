@@ -3,8 +3,6 @@ targets, as JSON or (``format=csv``) as a CSV export."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -12,9 +10,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from campus_protocol.messages import Identifier
-from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, deny
+from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep, deny
 from cloud_hub.auth.roles import ScopeLevel
-from cloud_hub.kpis.compute import Level, compute_kpis, kpi_rows
+from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
+from cloud_hub.kpis.export import kpi_rows, to_csv
 
 router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
 
@@ -48,6 +47,7 @@ def get_kpis(
     session: SessionDep,
     user: CurrentUser,
     now: NowDep,
+    settings: SettingsDep,
     level: Level,
     id: Annotated[Identifier, Query()],
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -64,18 +64,14 @@ def get_kpis(
         scope=user.scope,
         now=now,
         profiles=request.app.state.profiles,
+        lessons=LessonTimes.from_settings(settings.kpi),
     )
     if report is None:
         raise HTTPException(404, f"no {level.value} {id!r} in your scope")
-    rows = list(kpi_rows(report))
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
         filename = f"kpis-{level.value}-{id}-{now:%Y%m%d}.csv"
         return Response(
-            out.getvalue(),
+            to_csv(report),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
@@ -84,5 +80,5 @@ def get_kpis(
         id=id,
         at=report.at,
         schools=report.schools,
-        kpis=[KpiPublic.model_validate(row) for row in rows],
+        kpis=[KpiPublic.model_validate(row) for row in kpi_rows(report)],
     )

@@ -214,9 +214,11 @@ def test_the_api_refuses_a_level_above_the_caller_s_scope_and_hides_other_distri
     city = client.get("/api/v1/kpis", params={"level": "city", "id": "city-1"}, headers=headers)
     d2 = client.get("/api/v1/kpis", params={"level": "district", "id": "d2"}, headers=headers)
     d1 = client.get("/api/v1/kpis", params={"level": "district", "id": "d1"}, headers=headers)
+    own = client.get("/api/v1/kpis", headers=headers)  # no level and id: the caller's scope
     anonymous = client.get("/api/v1/kpis", params={"level": "district", "id": "d1"})
 
     assert (city.status_code, d2.status_code, d1.status_code) == (403, 404, 200)
+    assert (own.json()["level"], own.json()["id"], own.json()["schools"]) == ("district", "d1", 4)
     assert anonymous.status_code == 401
 
 

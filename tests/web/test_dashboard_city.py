@@ -113,11 +113,15 @@ def test_school_page_shows_rooms_devices_values_with_units_and_the_last_error(
     page.assert_clean()
 
 
-def test_optional_hub_routes_that_are_missing_read_not_available(
+def test_the_kpi_section_shows_each_kpi_of_the_city_beside_its_2025_target(
     hub: ServedHub, page: WatchedPage
 ) -> None:
     page.page.goto(f"{hub.url}/")
-    expect(page.page.locator(".kpis .not-available")).to_be_visible()
+
+    kpis = page.page.locator(".kpis table")
+    expect(kpis.locator("tbody tr")).to_have_count(6)
+    expect(kpis.locator("tbody tr").first).to_contain_text("Campus IoT coverage")
+    expect(kpis.locator("tbody tr").first).to_contain_text("100 %")  # the 2025 target
     page.assert_clean()
 
 

@@ -48,12 +48,17 @@ def get_kpis(
     user: CurrentUser,
     now: NowDep,
     settings: SettingsDep,
-    level: Level,
-    id: Annotated[Identifier, Query()],
+    level: Level | None = None,
+    id: Annotated[Identifier | None, Query()] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> KpisPublic | Response:
-    """KPIs of one school, district or city in the caller's scope: a level wider than the
-    scope is refused (403); a place outside it is not found (404), as an unknown one."""
+    """KPIs of one school, district or city in the caller's scope (without ``level`` and
+    ``id``: the caller's own city, district or school). A level wider than the scope is refused
+    (403); a place outside it is not found (404), as an unknown one."""
+    if level is None and id is None:
+        level, id = Level(user.scope.level.value), user.scope.id
+    if level is None or id is None:
+        raise HTTPException(422, "give level and id together (or neither: your own scope)")
     if _BREADTH[ScopeLevel(level.value)] > _BREADTH[user.scope.level]:
         deny(request, now=now, status=403, reason=f"{level.value} KPIs need a wider scope",
              actor=user)  # fmt: skip

@@ -96,9 +96,12 @@ async function kpiSection() {
     section.append(h("p", { class: "muted not-available" }, t("not_available")));
     return section;
   }
-  const body = await get(ui.caps.kpis);
-  const rows = Array.isArray(body) ? body : body.data ?? Object.entries(body).map(([name, value]) => ({ name, value }));
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const body = await get(ui.caps.kpis); // the caller's own city, district or school
+  const withUnit = (value, unit) => (value === null ? "–" : `${num(value)} ${unit}`);
+  const rows = (body.kpis ?? []).map((k) => ({
+    name: k.name, value: withUnit(k.value, k.unit), target: withUnit(k.target_2025, k.unit),
+  }));
+  const cols = ["name", "value", "target"];
   section.append(h("table", {},
     h("thead", {}, h("tr", {}, cols.map((c) => h("th", {}, c === "target" ? t("kpi_target") : c)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, typeof r[c] === "number" ? num(r[c]) : r[c] ?? "")))))));

@@ -10,7 +10,14 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from campus_protocol.messages import Identifier
-from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep, deny
+from cloud_hub.api.deps import (
+    CurrentUser,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    deny,
+    not_found,
+)
 from cloud_hub.auth.roles import ScopeLevel
 from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
 from cloud_hub.kpis.export import kpi_rows, to_csv
@@ -72,7 +79,7 @@ def get_kpis(
         lessons=LessonTimes.from_settings(settings.kpi),
     )
     if report is None:
-        raise HTTPException(404, f"no {level.value} {id!r} in your scope")
+        raise not_found(request, user=user, now=now, what=f"{level.value} {id!r}")
     if format == "csv":
         filename = f"kpis-{level.value}-{id}-{now:%Y%m%d}.csv"
         return Response(

@@ -104,6 +104,9 @@ async def test_the_worker_survives_a_broker_restart_and_keeps_ingesting(
         worker = consumer.worker
         await publish_as(mosquitto_broker, "gw-1", telemetry(seq=1, points={"co2": stats(1)}))
         assert await windows_stored(sqlite_sessions, 1) == 1
+        # restart only once seq 1 is acknowledged (committed is not enough: a restart between
+        # COMMIT and PUBACK redelivers it, a second, legitimate, duplicate)
+        await asyncio.wait_for(_until(lambda: consumer.acknowledged == 1), 5)
 
         mosquitto_broker.restart()
         await asyncio.wait_for(_reconnected(consumer), 15)

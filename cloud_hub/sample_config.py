@@ -55,6 +55,23 @@ api:                             # the REST API and the operations dashboard (ca
 #   pid_file: /run/mosquitto/mosquitto.pid   # Mosquitto is reloaded (SIGHUP) after a change
 #   ca_dir: /etc/campus/ca       # ca.crt / ca.key to sign gateway client certificates
 
+# influx:                        # copy every stored window to InfluxDB 2 (Grafana reads it)
+#   url: http://influxdb:8086
+#   token: change-me             # refused outside development; prefer CAMPUS_HUB_INFLUX__TOKEN
+#   org: campus
+#   bucket: telemetry
+#   batch_points: 5000           # points per gzip request
+#   flush_interval_s: 1.0
+#   max_buffer_points: 200000    # beyond this, new points are dropped and counted
+#   timeout_s: 10.0
+#   max_retry_after_s: 60.0      # longest Retry-After honoured on 429/503
+#   shutdown_timeout_s: 5.0      # flush at most this long when the hub stops
+
+# kpi:                           # lesson times for the lighting-compliance KPI
+#   timezone: Asia/Shanghai
+#   school_days: [0, 1, 2, 3, 4] # 0 = Monday
+#   lesson_periods: ["08:00-12:00", "14:00-17:30"]
+
 # development: false             # true allows placeholder passwords
 """
 

@@ -116,7 +116,9 @@ async def test_smoke_alarm_switches_the_lights_to_the_emergency_scene(
             mosquitto_broker, tmp_path, devices, hub=hub, local_actions=[EMERGENCY_LIGHTING]
         ) as s:
             s.set("gate-io", smoke_fire_alarm=1)
+            # the action's result and the event travel as separate messages: wait for both
             await eventually(lambda: any(k == "cmdres" for k, _ in ingested))
+            await eventually(lambda: bool(hub.alerts()))
             levels = [s.value("room-101-lights", f"group_{g}_level") for g in range(4)]
             alerts = hub.alerts()
             audit = hub.get("/api/v1/commands/" + local_command_id(ingested))

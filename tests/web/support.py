@@ -56,6 +56,7 @@ class ServedHub:
     app: FastAPI
     port: int = 0
     token: str = ""  # a bearer token the test signed in with, when it made one
+    tokens: dict[str, str] = field(default_factory=dict)  # more users' tokens, by username
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -80,9 +81,11 @@ class ServedHub:
             await asyncio.wait_for(self._task, 10)
 
 
-def sign_in(context: BrowserContext, hub: ServedHub) -> None:
-    """Give the browser the session cookie of ``hub.token``, as /login would have set it."""
-    context.add_cookies([{"name": "campus_token", "value": hub.token, "url": hub.url}])
+def sign_in(context: BrowserContext, hub: ServedHub, username: str | None = None) -> None:
+    """Give the browser the session cookie of ``hub.token`` (or of ``username``'s token in
+    ``hub.tokens``), as /login would have set it."""
+    token = hub.tokens[username] if username else hub.token
+    context.add_cookies([{"name": "campus_token", "value": token, "url": hub.url}])
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from device_profiles.loader import load_profiles
-from tests.auth_support import PASSWORD, make_user
+from tests.auth_support import PASSWORD, bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
 from tests.web.support import LoopThread, ServedHub, WatchedPage, serving, sign_in
 
@@ -38,20 +38,28 @@ def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> It
     worker.process(*event(seq=3, state=EventState.RAISED))
     earlier = T0 - timedelta(minutes=10)
     worker.process(*heartbeat("gw-2", seq=1, site=SITE_2, sent_at=earlier), now=earlier)
-    token = make_user(make_sessionmaker(engine), "admin", Role.CITY_ADMIN, "city:city-1", now=T0)
+    sessions = make_sessionmaker(engine)
+    token = make_user(sessions, "admin", Role.CITY_ADMIN, "city:city-1", now=T0)
+    tokens = {
+        "viewer": make_user(sessions, "viewer", Role.VIEWER, "city:city-1", now=T0),
+        "leaving": make_user(sessions, "leaving", Role.CITY_ADMIN, "city:city-1", now=T0),
+    }
     engine.dispose()
     app = create_app(HubSettings(database_url=database_url, development=True), run_ingest=False)
     app.dependency_overrides[get_now] = lambda: T0 + timedelta(seconds=5)
     with serving(loop_thread, app) as served:
-        served.token = token
+        served.token, served.tokens = token, tokens
         yield served
 
 
 @pytest.fixture(autouse=True)
 def signed_in(request: pytest.FixtureRequest, hub: ServedHub, context: BrowserContext) -> None:
-    """The browser holds the admin's session cookie, as after signing in at /login."""
-    if "signed_out" not in request.keywords:
-        sign_in(context, hub)
+    """The browser holds the admin's session cookie, as after signing in at /login (or the
+    cookie of the user a ``signed_in_as`` mark names)."""
+    if "signed_out" in request.keywords:
+        return
+    as_user = request.node.get_closest_marker("signed_in_as")
+    sign_in(context, hub, as_user.args[0] if as_user else None)
 
 
 @pytest.mark.signed_out
@@ -120,9 +128,66 @@ def test_the_kpi_section_shows_each_kpi_of_the_city_beside_its_2025_target(
 
     kpis = page.page.locator(".kpis table")
     expect(kpis.locator("tbody tr")).to_have_count(6)
-    expect(kpis.locator("tbody tr").first).to_contain_text("Campus IoT coverage")
-    expect(kpis.locator("tbody tr").first).to_contain_text("100 %")  # the 2025 target
+    coverage = kpis.locator("tr[data-kpi=campus_iot_coverage]")
+    expect(coverage).to_contain_text("校园物联网覆盖率")
+    expect(coverage.locator("td")).to_have_text(["校园物联网覆盖率", "100 %", "100 %", "达标"])
+    lighting = kpis.locator("tr[data-kpi=smart_lighting_coverage] td")  # no lighting controller
+    expect(lighting).to_have_text(["智能灯光教室覆盖率", "0 %", "100 %", "未达标"])
+    compliance = kpis.locator("tr[data-kpi=classroom_lighting_compliance] td")  # no desk sensor
+    expect(compliance).to_have_text(["教室照明达标率（GB 7793-2010）", "–", "100 %", "暂无数据"])
+    energy = kpis.locator("tr[data-kpi=energy_per_school] td")  # the plans give no number
+    expect(energy.nth(3)).to_have_text("规划未定数值目标")
+
+    page.page.click("#lang")
+
+    expect(coverage.locator("td").first).to_have_text("Campus IoT coverage")
+    expect(page.page.locator(".kpis thead th").nth(2)).to_have_text("2025 target")
     page.assert_clean()
+
+
+def test_the_school_page_shows_the_schools_own_kpis(hub: ServedHub, page: WatchedPage) -> None:
+    page.page.goto(f"{hub.url}/#/school/s-1")
+
+    expect(page.page.locator(".kpis h2")).to_contain_text("1 所学校")
+    coverage = page.page.locator(".kpis tr[data-kpi=campus_iot_coverage] td")
+    expect(coverage).to_have_text(["校园物联网覆盖率", "100 %", "100 %", "达标"])
+    page.assert_clean()
+
+
+def test_the_header_names_the_user_and_their_role(hub: ServedHub, page: WatchedPage) -> None:
+    page.page.goto(f"{hub.url}/")
+
+    expect(page.page.locator("#user")).to_have_text("admin · 市级管理员")
+    page.assert_clean()
+
+
+@pytest.mark.signed_in_as("viewer")
+def test_a_viewer_sees_alerts_without_acknowledge_or_resolve_buttons(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/#/alerts")
+
+    gas = page.page.locator("tr.alert[data-level=II]")
+    expect(gas.locator("td.actions")).to_have_text("只读")
+    expect(page.page.locator("tr.alert button")).to_have_count(0)
+    expect(page.page.locator("#user")).to_have_text("viewer · 只读用户")
+    page.assert_clean()
+
+
+@pytest.mark.signed_in_as("leaving")
+def test_sign_out_revokes_the_session_and_returns_to_the_login_page(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/")
+    expect(page.page.locator("#tree a.school")).to_have_count(2)
+
+    page.page.click("#signout")
+
+    page.page.wait_for_url(f"{hub.url}/login")
+    answer = page.page.request.get(
+        f"{hub.url}/api/v1/auth/me", headers=bearer(hub.tokens["leaving"])
+    )
+    assert answer.status == 401
 
 
 @pytest.mark.parametrize("viewport", [(1366, 768), (820, 1180)], ids=["laptop", "tablet"])

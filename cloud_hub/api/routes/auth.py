@@ -46,6 +46,7 @@ def login(
     source = client_address(request)
     auth = settings.auth
     limit = LoginLimit(auth.login_window_s, auth.login_max_per_user, auth.login_max_per_source)
+
     def log(result: audit.Result, detail: str) -> None:
         audit.record(
             session,
@@ -120,12 +121,15 @@ def login_page() -> HTMLResponse:
     return HTMLResponse(_LOGIN_PAGE)
 
 
-_LOGIN_PAGE = """<!doctype html><html><head><meta charset=utf-8><title>campus hub: sign in</title>
+_LOGIN_PAGE = """<!doctype html><html lang=zh-CN><head><meta charset=utf-8>
+<link rel=icon href="data:,"><title>校园物联运维 · 登录 / sign in</title>
 <style>body{font:14px sans-serif;max-width:20em;margin:4em auto}input,button{display:block;
-width:100%;margin:.4em 0;padding:.4em}</style></head><body><h1>campus hub</h1>
-<form id=f><input name=username placeholder=username autocomplete=username required>
-<input name=password type=password placeholder=password autocomplete=current-password required>
-<button>Sign in</button></form><p id=e></p><script>
+width:100%;margin:.4em 0;padding:.4em}</style></head><body>
+<h1>校园物联运维</h1><p>campus-iot hub</p>
+<form id=f><input name=username placeholder="用户名 / username" autocomplete=username required>
+<input name=password type=password placeholder="密码 / password"
+ autocomplete=current-password required>
+<button>登录 / Sign in</button></form><p id=e></p><script>
 document.getElementById('f').onsubmit=async(ev)=>{ev.preventDefault();
 const d=Object.fromEntries(new FormData(ev.target));
 const r=await fetch('/api/v1/auth/login',{method:'POST',headers:{'Content-Type':'application/json'},

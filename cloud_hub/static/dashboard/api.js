@@ -31,6 +31,11 @@ async function request(method, path, body) {
 export const get = (path) => request("GET", path);
 export const post = (path, body) => request("POST", path, body);
 
+/** Revoke this session's token, then go to the sign-in page. */
+export async function signOut() {
+  try { await post("/api/v1/auth/logout"); } finally { location.href = "/login"; }
+}
+
 /** Paths and their operations from the OpenAPI document (empty if it cannot be read). */
 export async function loadCapabilities() {
   let paths = {};

@@ -1,16 +1,17 @@
 // The operations dashboard: city -> district -> school tree, school pages, alerts, charts.
 // Routes: #/ (city), #/alerts, #/school/<id>. Data is re-read on every event from the hub's
 // stream when it has one, otherwise every few seconds (``?poll=S`` overrides the period).
-import { ApiError, fill, get, loadCapabilities, post } from "./api.js";
+import { ApiError, fill, get, loadCapabilities, post, signOut } from "./api.js";
 import { RANGES, drawChart, recordLive } from "./chart.js";
 import { clock, h, num } from "./dom.js";
 import { language, setLanguage, t, translate } from "./i18n.js";
+import { kpiSection } from "./kpis.js";
 
 const POLL_S = Number(new URLSearchParams(location.search).get("poll")) || 5;
 const STATUS_RANK = { offline: 0, degraded: 1, unknown: 1, online: 2 };
 const LEVELS = ["I", "II", "III", "IV"];
 
-const ui = { collapsed: new Set(), chart: {}, caps: null };
+const ui = { collapsed: new Set(), chart: {}, caps: null, me: null };
 
 const view = () => document.getElementById("view");
 
@@ -52,6 +53,7 @@ async function act(template, alert) {
 }
 
 function alertActions(alert) {
+  if (!ui.me.may_act) return h("td", { class: "actions muted read-only" }, t("read_only"));
   const acked = alert.state === "acknowledged" || alert.acknowledged_at;
   const unavailable = t("not_available");
   return h("td", { class: "actions" },
@@ -88,24 +90,6 @@ function summaryCards(schools, alerts) {
     LEVELS.map((level) =>
       h("div", { class: `card card-level-${level}` },
         h("div", { class: "big" }, alerts.filter((a) => a.severity === level).length), levelBadge(level))));
-}
-
-async function kpiSection() {
-  const section = h("section", { class: "kpis" }, h("h2", {}, t("kpis")));
-  if (!ui.caps.kpis) {
-    section.append(h("p", { class: "muted not-available" }, t("not_available")));
-    return section;
-  }
-  const body = await get(ui.caps.kpis); // the caller's own city, district or school
-  const withUnit = (value, unit) => (value === null ? "–" : `${num(value)} ${unit}`);
-  const rows = (body.kpis ?? []).map((k) => ({
-    name: k.name, value: withUnit(k.value, k.unit), target: withUnit(k.target_2025, k.unit),
-  }));
-  const cols = ["name", "value", "target"];
-  section.append(h("table", {},
-    h("thead", {}, h("tr", {}, cols.map((c) => h("th", {}, c === "target" ? t("kpi_target") : c)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, cols.map((c) => h("td", {}, typeof r[c] === "number" ? num(r[c]) : r[c] ?? "")))))));
-  return section;
 }
 
 function schoolRow(school) {
@@ -251,6 +235,7 @@ async function schoolView(id) {
     h("section", { class: "active-alerts" }, h("h2", {}, t("active_alerts")), alertsTable(alerts.data, { [school.id]: school.name })),
     rooms,
     chartSection(devices.data, units, alerts.data[0]),
+    await kpiSection(`level=school&id=${encodeURIComponent(school.id)}`),
   ];
 }
 
@@ -306,11 +291,17 @@ function startLiveUpdates() {
   showLiveMode();
 }
 
+function showUser() {
+  const { username, role } = ui.me;
+  document.getElementById("user").textContent = `${username} · ${t(`role_${role}`, {}, role)}`;
+}
+
 function applyLanguage() {
   translate();
   document.title = t("title");
   document.getElementById("lang").textContent = t("lang_switch");
   if (ui.caps) showLiveMode();
+  if (ui.me) showUser();
 }
 
 async function main() {
@@ -320,7 +311,9 @@ async function main() {
     applyLanguage();
     refresh();
   });
-  ui.caps = await loadCapabilities();
+  [ui.me, ui.caps] = await Promise.all([get("/api/v1/auth/me"), loadCapabilities()]);
+  showUser();
+  document.getElementById("signout").addEventListener("click", signOut);
   window.addEventListener("hashchange", () => { ui.chart = {}; refresh(); });
   startLiveUpdates();
   await refresh();

@@ -19,6 +19,13 @@ const LABELS = {
     no_data: "暂无数据", school_not_found: "找不到该学校", problems_first: "有问题的学校排在前面",
     load_failed: "无法连接 hub：{e}", login_required: "需要登录（401）：请先在 API 中登录",
     forbidden: "当前角色无权执行此操作", schools_summary: "{n} 所学校", alert_count: "{n} 条告警",
+    kpi_name: "指标", kpi_value: "当前值", kpi_verdict: "是否达标", kpi_met: "达标", kpi_missed: "未达标",
+    kpi_no_target: "规划未定数值目标", kpi_schools: "（{n} 所学校）",
+    kpi_campus_iot_coverage: "校园物联网覆盖率", kpi_smart_lighting_coverage: "智能灯光教室覆盖率",
+    kpi_recording_classroom_coverage: "录播教室覆盖率", kpi_classroom_lighting_compliance: "教室照明达标率（GB 7793-2010）",
+    kpi_recording_room_usage: "录播教室使用时长（三个课堂）", kpi_energy_per_school: "校均日用电量",
+    role_city_admin: "市级管理员", role_district_operator: "区县运维", role_school_technician: "学校技术员",
+    role_viewer: "只读用户", sign_out: "退出", read_only: "只读",
   },
   en: {
     title: "Campus IoT operations", nav_city: "City", nav_alerts: "Alerts",
@@ -39,6 +46,13 @@ const LABELS = {
     no_data: "no data yet", school_not_found: "school not found", problems_first: "schools with problems first",
     load_failed: "cannot reach the hub: {e}", login_required: "sign-in required (401): log in to the API first",
     forbidden: "your role may not do this", schools_summary: "{n} schools", alert_count: "{n} alerts",
+    kpi_name: "KPI", kpi_value: "Now", kpi_verdict: "Meets target", kpi_met: "met", kpi_missed: "not met",
+    kpi_no_target: "no number in the plans", kpi_schools: "({n} schools)",
+    kpi_campus_iot_coverage: "Campus IoT coverage", kpi_smart_lighting_coverage: "Smart lighting coverage",
+    kpi_recording_classroom_coverage: "Recording classroom coverage", kpi_classroom_lighting_compliance: "Classroom lighting compliance (GB 7793-2010)",
+    kpi_recording_room_usage: "Recording room usage", kpi_energy_per_school: "Energy per school",
+    role_city_admin: "city administrator", role_district_operator: "district operator", role_school_technician: "school technician",
+    role_viewer: "viewer", sign_out: "Sign out", read_only: "read-only",
   },
 };
 
@@ -52,9 +66,10 @@ export function setLanguage(next) {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 }
 
-/** The label for ``key`` with ``{name}`` placeholders filled from ``vars``. */
-export function t(key, vars = {}) {
-  const text = LABELS[lang][key] ?? LABELS.en[key] ?? key;
+/** The label for ``key`` with ``{name}`` placeholders filled from ``vars`` (``fallback`` when
+ * neither language has it, e.g. a name the hub sent that the dashboard does not know yet). */
+export function t(key, vars = {}, fallback = key) {
+  const text = LABELS[lang][key] ?? LABELS.en[key] ?? fallback;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
 }
 

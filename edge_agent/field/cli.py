@@ -17,7 +17,8 @@ from device_profiles.schema import NUMBER_TYPES, REGISTER_COUNT, RegisterTable, 
 from edge_agent.cli import ConfigOption, ProfilesOption, _load
 from edge_agent.field.doctor import Finding, examine
 from edge_agent.field.every_way import Interpretation, interpret
-from edge_agent.field.modbus_probe import Bus, Probe, UnitFinding, scan
+from edge_agent.field.modbus_probe import Probe, UnitFinding, scan
+from edge_agent.settings import ModbusEndpoint, ModbusTransport
 from edge_agent.sources.modbus import ModbusSourceError
 
 app = typer.Typer()
@@ -32,7 +33,7 @@ SerialOption = Annotated[
     str | None,
     typer.Option("--serial", help="RTU serial line instead of TCP, e.g. /dev/ttyUSB0."),
 ]
-BaudOption = Annotated[int, typer.Option("--baudrate", help="RTU line speed.")]
+BaudOption = Annotated[int, typer.Option("--baudrate", min=300, max=921600, help="RTU line speed.")]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", min=0.05, max=30, help="Seconds to wait for each answer.")
 ]
@@ -56,13 +57,15 @@ def parse_units(text: str) -> list[int]:
     return units
 
 
-def _bus(host: str | None, port: int, serial: str | None, baudrate: int) -> Bus:
+def _bus(host: str | None, port: int, serial: str | None, baudrate: int) -> ModbusEndpoint:
     # every failed read is reported in the table; pymodbus's own log (frame dumps) is not for here
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if (host is None) == (serial is None):
         errors.print("[red]error[/red] give either --host (Modbus TCP) or --serial (RTU)")
         raise typer.Exit(2)
-    return Bus(host=host, port=port, serial=serial, baudrate=baudrate)
+    if serial is not None:
+        return ModbusEndpoint(transport=ModbusTransport.RTU, serial_port=serial, baudrate=baudrate)
+    return ModbusEndpoint(host=host, port=port)
 
 
 @app.command("scan")

@@ -1,128 +1,61 @@
 """Reading a Modbus bus by hand: raw register reads and a unit-by-unit scan for known profiles.
 
-A ``Probe`` is one client on one bus (a Modbus TCP host or an RTU serial line) used for one
-technician command; its errors are the agent's own (``ModbusTimeout``, ``ModbusReadError`` …),
-so a scan says "no answer" or "illegal data address" in the words the status page uses.
+A ``Probe`` is one ``ModbusLink`` (the agent's own connection to a Modbus TCP host or an RTU
+serial line) used for one technician command; its errors are the agent's own
+(``ModbusTimeout``, ``ModbusReadError`` …), so a scan says "no answer" or "illegal data address"
+in the words the status page uses.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
 from device_profiles.registers import decode_block, plan_reads
 from device_profiles.schema import Profile, RegisterTable
-from edge_agent.sources.modbus import (
-    ModbusBadResponse,
-    ModbusConnectError,
+from edge_agent.settings import ModbusEndpoint
+from edge_agent.sources.modbus_link import (
+    ModbusClient,
+    ModbusLink,
     ModbusReadError,
     ModbusSourceError,
     ModbusTimeout,
+    read_block,
 )
-
-
-@dataclass(frozen=True)
-class Bus:
-    """Where the devices are: ``host``:``port`` (Modbus TCP) or ``serial`` at ``baudrate`` (RTU)."""
-
-    host: str | None = None
-    port: int = 502
-    serial: str | None = None
-    baudrate: int = 9600
-
-    def describe(self) -> str:
-        if self.serial is not None:
-            return f"RTU {self.serial} at {self.baudrate} baud"
-        return f"Modbus TCP {self.host}:{self.port}"
 
 
 class Probe:
     """``async with Probe(bus, timeout_s) as probe: await probe.read(...)``."""
 
-    def __init__(self, bus: Bus, timeout_s: float) -> None:
+    def __init__(self, bus: ModbusEndpoint, timeout_s: float) -> None:
         self.bus = bus
-        self.timeout_s = timeout_s
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self.link = ModbusLink(bus, timeout_s=timeout_s)
 
     async def __aenter__(self) -> Probe:
-        await self._connect()
+        await self.link.connect("probe")
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-
-    async def _connect(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        if self._client is not None and self._client.connected:
-            return self._client
-        self.close()
-        client: AsyncModbusTcpClient | AsyncModbusSerialClient
-        try:
-            if self.bus.serial is not None:
-                client = AsyncModbusSerialClient(
-                    self.bus.serial, baudrate=self.bus.baudrate, timeout=self.timeout_s,
-                    retries=0, reconnect_delay=0,
-                )  # fmt: skip
-            else:
-                assert self.bus.host is not None
-                client = AsyncModbusTcpClient(
-                    self.bus.host, port=self.bus.port, timeout=self.timeout_s, retries=0,
-                    reconnect_delay=0,
-                )  # fmt: skip
-        except RuntimeError as exc:  # pymodbus says so when pyserial is not installed
-            raise ModbusConnectError(f"{self.bus.describe()}: {exc}") from None
-        try:
-            async with asyncio.timeout(self.timeout_s + 0.5):
-                connected = await client.connect()
-        except (TimeoutError, OSError, ModbusException) as exc:
-            client.close()
-            raise ModbusConnectError(f"{self.bus.describe()}: cannot connect ({exc})") from exc
-        if not connected:
-            client.close()
-            raise ModbusConnectError(f"{self.bus.describe()}: cannot connect")
-        self._client = client
-        return client
+        self.link.close()
 
     async def read(self, *, unit: int, table: RegisterTable, address: int, count: int) -> list[int]:
         """``count`` registers from ``address``; raises a ``ModbusSourceError`` subclass."""
-        client = await self._connect()
-        read = (
-            client.read_holding_registers
-            if table is RegisterTable.HOLDING
-            else client.read_input_registers
-        )
-        where = f"unit {unit} {table.value} {address}+{count}"
+        device = self.bus.describe()
+
+        async def call(client: ModbusClient) -> list[int]:
+            return await read_block(
+                client, device=device, unit=unit, table=table, start=address, count=count
+            )
+
         try:
-            async with asyncio.timeout(self.timeout_s + 0.5):
-                response = await read(address, count=count, device_id=unit)
-        except (TimeoutError, ModbusIOException) as exc:
-            self.close()  # a late answer must not be taken for the next request's
-            raise ModbusTimeout(f"{where}: no answer within {self.timeout_s:g} s") from exc
-        except (ConnectionException, OSError) as exc:
-            self.close()
-            raise ModbusConnectError(f"{where}: connection lost ({exc})") from exc
-        except ModbusException as exc:
-            raise ModbusBadResponse(f"{where}: {exc}") from exc
-        if response.isError():
-            raise ModbusReadError(
-                device=self.bus.describe(), unit=unit, address=address,
-                code=int(getattr(response, "exception_code", 0)),
-            )  # fmt: skip
-        registers = list(response.registers)
-        if len(registers) != count:
-            raise ModbusBadResponse(f"{where}: got {len(registers)} registers")
-        return registers
+            return await self.link.request(f"unit {unit} {table.value} {address}+{count}", call)
+        except ModbusSourceError as exc:
+            if exc.reconnect:  # a late answer must not be taken for the next request's
+                self.link.close()
+            raise
 
 
 #: exception codes a TCP-to-RTU gateway answers for a unit id with no device behind it

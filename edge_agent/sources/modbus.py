@@ -53,7 +53,9 @@ from edge_agent.sources.modbus_link import (
     ModbusReadError,
     ModbusSourceError,
     ModbusTimeout,
+    check_response,
     default_client,
+    read_block,
 )
 
 log = logging.getLogger(__name__)
@@ -335,27 +337,13 @@ class DeviceCoordinator:
         return Reading(device=self.device_id, values=values, at=self._clock())
 
     async def _read_block(self, client: ModbusClient, block: ReadBlock) -> list[int]:
-        read = {
-            RegisterTable.HOLDING: client.read_holding_registers,
-            RegisterTable.INPUT: client.read_input_registers,
-            RegisterTable.COIL: client.read_coils,
-            RegisterTable.DISCRETE_INPUT: client.read_discrete_inputs,
-        }[block.table]
-        response = await read(block.start, count=block.count, device_id=self.unit)
-        self._check(response, block.start)
-        if block.table.is_bits:
-            return [int(bit) for bit in response.bits[: block.count]]
-        return list(response.registers)
+        return await read_block(
+            client, device=self.device_id, unit=self.unit, table=block.table,
+            start=block.start, count=block.count,
+        )  # fmt: skip
 
     def _check(self, response: object, address: int) -> None:
-        if response.isError():  # type: ignore[attr-defined]
-            raise ModbusReadError(
-                device=self.device_id,
-                unit=self.unit,
-                address=address,
-                code=int(getattr(response, "exception_code", 0)),
-                function_code=response.function_code & 0x7F,  # type: ignore[attr-defined]
-            )
+        check_response(response, device=self.device_id, unit=self.unit, address=address)
 
     def _link_is_suspect(self, exc: ModbusSourceError) -> bool:
         """Drop the link on a lost connection, or on a timeout when no other device shares it

@@ -24,6 +24,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
+from device_profiles.schema import RegisterTable
 from edge_agent.settings import ModbusEndpoint, ModbusTransport
 
 #: Modbus exception code -> name used in messages; its snake_case form labels the error counter.
@@ -109,6 +110,43 @@ def default_client(endpoint: ModbusEndpoint, timeout_s: float) -> ModbusClient:
     )
 
 
+def check_response(response: object, *, device: str, unit: int, address: int) -> None:
+    """Raise ``ModbusReadError`` when ``response`` is a Modbus exception response."""
+    if response.isError():  # type: ignore[attr-defined]
+        raise ModbusReadError(
+            device=device,
+            unit=unit,
+            address=address,
+            code=int(getattr(response, "exception_code", 0)),
+            function_code=response.function_code & 0x7F,  # type: ignore[attr-defined]
+        )
+
+
+async def read_block(
+    client: ModbusClient, *, device: str, unit: int, table: RegisterTable, start: int, count: int
+) -> list[int]:
+    """``count`` registers (or bits, as 0 and 1) of ``table`` from ``start`` on ``unit``.
+
+    Raises ``ModbusReadError`` for an exception response (naming ``device``) and
+    ``ModbusBadResponse`` for an answer of the wrong size."""
+    read = {
+        RegisterTable.HOLDING: client.read_holding_registers,
+        RegisterTable.INPUT: client.read_input_registers,
+        RegisterTable.COIL: client.read_coils,
+        RegisterTable.DISCRETE_INPUT: client.read_discrete_inputs,
+    }[table]
+    response = await read(start, count=count, device_id=unit)
+    check_response(response, device=device, unit=unit, address=start)
+    values = (
+        [int(bit) for bit in response.bits[:count]] if table.is_bits else list(response.registers)
+    )
+    if len(values) != count:
+        raise ModbusBadResponse(
+            f"{device}: unit {unit} {table.value} {start}+{count}: got {len(values)} values"
+        )
+    return values
+
+
 class ModbusLink:
     """A shared connection or serial line: ``request`` runs one call at a time on it."""
 
@@ -148,6 +186,11 @@ class ModbusLink:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    async def connect(self, where: str) -> None:
+        """Open the connection now rather than on the first request (``where`` prefixes errors)."""
+        async with self._lock:
+            await self._connected_client(where)
 
     async def request(
         self,

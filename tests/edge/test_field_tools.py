@@ -81,7 +81,7 @@ async def test_scan_of_an_rtu_line_names_the_profile_a_unit_reads_as(rtu_line: P
         "--units", str(CO2_UNIT), "--timeout", "0.2",
     )  # fmt: skip
 
-    assert f"RTU {rtu_line} at 115200 baud: 1 of 1 unit ids answered" in out
+    assert f"rtu {rtu_line} 115200 8N1: 1 of 1 unit ids answered" in out
     assert "sensecap_s_co2_03" in out and "co2=812" in out
 
 

@@ -43,7 +43,8 @@ from tests.broker_support import hub_port_client
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-pytestmark = pytest.mark.timeout(90)
+# four hub starts and drains on a loaded machine: each wait has its own deadline and message
+pytestmark = pytest.mark.timeout(300)
 
 
 def window(device: str, index: int) -> Telemetry:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -31,16 +30,25 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
-import yaml
 from pymodbus.client import AsyncModbusTcpClient
+from tools.agent_run import (
+    GATEWAY,
+    PYTHON,
+    ROOT,
+    AgentProcess,
+    agent_config,
+    cpu_seconds,
+    hub_subscriber,
+    machine,
+    peak_rss_mb,
+)
 
-from campus_protocol.topics import hub_subscription
 from cloud_hub.broker import MosquittoBroker
 
-GATEWAY = "gw-bench"
 POINTS = 8
 PER_PROCESS = 1000
 PROFILE = {
@@ -56,16 +64,6 @@ PROFILE = {
         ],
     },
 }
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-
-
-def machine() -> str:
-    load = os.getloadavg()
-    return (
-        f"{platform.node()} {platform.processor() or platform.machine()} {os.cpu_count()} cores,"
-        f" Python {platform.python_version()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
 
 
 class Counter:
@@ -76,14 +74,7 @@ class Counter:
         self.messages = 0
         self.ages: list[float] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-counter")
-        self.client.username_pw_set(broker.hub_username, broker.hub_password)
-        assert broker.ca_file is not None
-        self.client.tls_set(ca_certs=str(broker.ca_file))
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe(hub_subscription(), qos=1)
-        self.client.loop_start()
+        self.client = hub_subscriber(broker, "bench-counter", self._on_message)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if not message.topic.endswith("/telemetry"):
@@ -113,18 +104,6 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso).timestamp()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start_simulators(first_port: int, devices: int) -> list[subprocess.Popen[bytes]]:
@@ -179,27 +158,14 @@ def free_port_run(count: int) -> int:
         base = taken + 1 if taken + 1 + count < 60000 else 20000
 
 
-def agent_config(work: Path, broker: MosquittoBroker, first_port: int, devices: int) -> Path:
-    config = {
-        "gateway": {"id": GATEWAY,
-                    "site": {"city_id": "bench", "district_id": "bench", "school_id": "bench"}},
-        "hub": {"host": broker.host, "port": broker.port, "password": broker.password_for(GATEWAY),
-                "tls": {"ca_file": str(broker.ca_file)}},
-        "data_dir": str(work / "agent"),
-        "window_s": 1.0,
-        "heartbeat_s": 10.0,
-        "devices": [
-            {"id": f"dev-{d}", "profile": PROFILE["id"], "room": "hall",
-             "modbus": {"host": "127.0.0.1", "port": first_port + d}}
-            for d in range(devices)
-        ],
-    }
-    path = work / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
-    profiles = work / "profiles"
-    profiles.mkdir(exist_ok=True)
-    (profiles / "bench_float8.yaml").write_text(yaml.safe_dump(PROFILE))
-    return path
+def fleet_config(
+    work: Path, broker: MosquittoBroker, first_port: int, devices: int
+) -> dict[str, Any]:
+    return agent_config(broker, work, devices=[
+        {"id": f"dev-{d}", "profile": PROFILE["id"], "room": "hall",
+         "modbus": {"host": "127.0.0.1", "port": first_port + d}}
+        for d in range(devices)
+    ])  # fmt: skip
 
 
 async def plain_pymodbus_reads(first_port: int, devices: int, seconds: float) -> float:
@@ -232,13 +198,7 @@ def run_one(devices: int, seconds: float, profile_svg: Path | None) -> dict[str,
         first_port = free_port_run(devices)
         simulators = start_simulators(first_port, devices)
         counter = Counter(broker)
-        config = agent_config(work, broker, first_port, devices)
-        log = (work / "agent.log").open("wb")
-        agent = subprocess.Popen(
-            [str(Path(PYTHON).with_name("campus")), "agent", "run", "-c", str(config),
-             "--profiles", str(work / "profiles"), "--log-level", "WARNING"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
+        agent = AgentProcess(work, fleet_config(work, broker, first_port, devices), PROFILE)
         spy: subprocess.Popen[bytes] | None = None
         try:
             time.sleep(max(8.0, devices / 250))  # connect every device, settle into windows
@@ -255,22 +215,15 @@ def run_one(devices: int, seconds: float, profile_svg: Path | None) -> dict[str,
             cpu1, t1 = cpu_seconds(agent.pid), time.perf_counter()
             points, messages, ages = counter.take()
             rss = peak_rss_mb(agent.pid)
-            if agent.poll() is not None:
-                raise RuntimeError(f"agent exited: {(work / 'agent.log').read_text()[-2000:]}")
+            agent.check_running()
             if points < 0.5 * devices * POINTS * (t1 - t0):
-                lines = (work / "agent.log").read_text().splitlines()
+                lines = agent.log_path.read_text().splitlines()
                 print(f"  under half delivered; agent log ({len(lines)} lines) ends:",
                       *lines[-12:], sep="\n    ", flush=True)
             if spy is not None:
                 spy.wait(timeout=seconds + 60)
         finally:
-            agent.terminate()
-            try:
-                agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-            log.close()
+            agent.stop()
             counter.stop()
         elapsed = t1 - t0
         limit = asyncio.run(plain_pymodbus_reads(first_port, min(devices, 500), 5.0))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,10 +32,16 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
-import yaml
-from modbus_fleet import GATEWAY, PYTHON, ROOT, cpu_seconds, machine, peak_rss_mb
+from tools.agent_run import (
+    GATEWAY,
+    AgentProcess,
+    agent_config,
+    cpu_seconds,
+    hub_subscriber,
+    machine,
+    peak_rss_mb,
+)
 
-from campus_protocol.topics import hub_subscription
 from cloud_hub.broker import MosquittoBroker, free_port
 
 SENSORS = 100
@@ -107,14 +112,7 @@ class WindowCounter:
         self.messages = 0
         self.last_age = 0.0
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-windows")
-        self.client.username_pw_set(broker.hub_username, broker.hub_password)
-        assert broker.ca_file is not None
-        self.client.tls_set(ca_certs=str(broker.ca_file))
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe(hub_subscription(), qos=1)
-        self.client.loop_start()
+        self.client = hub_subscriber(broker, "bench-windows", self._on_message)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if not message.topic.endswith("/telemetry"):
@@ -189,30 +187,15 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
         broker = MosquittoBroker(work / "broker", gateways=[GATEWAY])
         broker.start()
         assert broker.site_port is not None
-        config = {
-            "gateway": {"id": GATEWAY,
-                        "site": {"city_id": "bench", "district_id": "bench", "school_id": "bench"}},
-            "hub": {"host": broker.host, "port": broker.port,
-                    "password": broker.password_for(GATEWAY),
-                    "tls": {"ca_file": str(broker.ca_file)}},
-            "site_broker": {"host": broker.host, "port": broker.site_port},
-            "data_dir": str(work / "agent"),
-            "status_port": status_port,
-            "window_s": 1.0,
-            "heartbeat_s": 10.0,
-            "mqtt_groups": [{"profile": PROFILE["id"], "topic": "sensors/{device}/data",
-                             "room": "hall", "max_devices": SENSORS}],
-        }
-        (work / "agent.yaml").write_text(yaml.safe_dump(config))
-        (work / "profiles").mkdir()
-        (work / "profiles" / "bench_sensor.yaml").write_text(yaml.safe_dump(PROFILE))
+        config = agent_config(
+            broker, work,
+            site_broker={"host": broker.host, "port": broker.site_port},
+            status_port=status_port,
+            mqtt_groups=[{"profile": PROFILE["id"], "topic": "sensors/{device}/data",
+                          "room": "hall", "max_devices": SENSORS}],
+        )  # fmt: skip
         counter = WindowCounter(broker)
-        log = (work / "agent.log").open("wb")
-        agent = subprocess.Popen(
-            [str(Path(PYTHON).with_name("campus")), "agent", "run", "-c", str(work / "agent.yaml"),
-             "--profiles", str(work / "profiles"), "--log-level", "WARNING"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )
+        agent = AgentProcess(work, config, PROFILE)
         try:
             time.sleep(5)  # the agent subscribes
             cpu0 = cpu_seconds(agent.pid)
@@ -223,20 +206,13 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
             delivered, age = counter.messages, counter.last_age
             taken = agent_readings(status_port)
             if delivered < sent:
-                print((work / "agent.log").read_text()[-3000:], flush=True)
+                print(agent.log_tail(3000), flush=True)
                 log_lines = broker.log_path.read_text().splitlines()
                 drops = [line for line in log_lines if "drop" in line.lower()]
                 print("\n".join(drops[-5:]), flush=True)
-            if agent.poll() is not None:
-                raise RuntimeError(f"agent exited: {(work / 'agent.log').read_text()[-2000:]}")
+            agent.check_running()
         finally:
-            agent.terminate()
-            try:
-                agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-            log.close()
+            agent.stop()
             counter.stop()
         limit = plain_subscriber_rate(broker.site_port, rate, min(seconds, 10), processes)
         broker.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from campus_protocol import codec
@@ -13,6 +13,7 @@ from campus_protocol.topics import hub_subscription, parse_topic
 from cloud_hub.broker import MosquittoBroker
 from device_profiles.schema import Profile
 from tests.broker_support import hub_port_client
+from tests.waiting import eventually
 
 PROFILE = Profile.model_validate(
     {
@@ -75,8 +76,4 @@ async def hub_listener(broker: MosquittoBroker) -> AsyncIterator[list[Envelope]]
             task.cancel()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll ``predicate`` (state changed by other tasks) until true or time out."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+wait_until = eventually  # the edge tests' name for it

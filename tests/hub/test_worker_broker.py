@@ -22,6 +22,7 @@ from cloud_hub.settings import BrokerSettings, TlsSettings
 from device_profiles.schema import Profile
 from tests.broker_support import hub_port_client
 from tests.hub.builders import T0, stats, telemetry
+from tests.waiting import DEADLINE_S, eventually
 
 WorkerFactory = Callable[[], contextlib.AbstractAsyncContextManager[IngestConsumer]]
 
@@ -56,7 +57,7 @@ def start_worker(
         )
         task = asyncio.create_task(consumer.run())
         try:
-            await asyncio.wait_for(consumer.connected.wait(), 5)
+            await asyncio.wait_for(consumer.connected.wait(), DEADLINE_S)
             yield consumer
         finally:
             task.cancel()
@@ -71,7 +72,9 @@ async def publish_as(broker: MosquittoBroker, gateway: str, *messages: tuple[str
             await client.publish(topic, payload, qos=1)
 
 
-async def windows_stored(sessions: sessionmaker[Session], expected: int, wait_s: float = 5) -> int:
+async def windows_stored(
+    sessions: sessionmaker[Session], expected: int, wait_s: float = DEADLINE_S
+) -> int:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while True:
@@ -106,15 +109,16 @@ async def test_the_worker_survives_a_broker_restart_and_keeps_ingesting(
         assert await windows_stored(sqlite_sessions, 1) == 1
         # restart only once seq 1 is acknowledged (committed is not enough: a restart between
         # COMMIT and PUBACK redelivers it, a second, legitimate, duplicate)
-        await asyncio.wait_for(_until(lambda: consumer.acknowledged == 1), 5)
+        await eventually(lambda: consumer.acknowledged == 1, what="seq 1 acknowledged")
 
-        mosquitto_broker.restart()
-        await asyncio.wait_for(_reconnected(consumer), 15)
+        connects = consumer.link.connects
+        await asyncio.to_thread(mosquitto_broker.restart)  # the consumer notices while it happens
+        await eventually(lambda: consumer.link.connects > connects, what="the consumer reconnects")
         again = telemetry(seq=2, points={"co2": stats(2)}, start=T0 + timedelta(minutes=1))
         await publish_as(mosquitto_broker, "gw-1", again, again)
 
         assert await windows_stored(sqlite_sessions, 2) == 2
-        await asyncio.wait_for(_until(lambda: worker.duplicates == 1), 5)
+        await eventually(lambda: worker.duplicates == 1, what="the resent seq 2 seen as duplicate")
         assert worker.accepted == 2
 
 
@@ -133,17 +137,6 @@ async def test_messages_published_while_the_worker_is_away_arrive_when_it_return
         assert returning.worker.accepted == 1
 
 
-async def _reconnected(consumer: IngestConsumer) -> None:
-    while consumer.connected.is_set():  # noqa: ASYNC110 - polling the consumer from outside
-        await asyncio.sleep(0.05)
-    await consumer.connected.wait()
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():  # noqa: ASYNC110 - polling the worker from outside
-        await asyncio.sleep(0.05)
-
-
 async def test_the_consumer_prunes_claims_older_than_the_retention(
     mosquitto_broker: MosquittoBroker,
     start_worker: WorkerFactory,
@@ -156,7 +149,7 @@ async def test_the_consumer_prunes_claims_older_than_the_retention(
     async with start_worker() as consumer:
         fresh = telemetry(seq=1, points={"co2": stats(2)}, start=T0 + timedelta(minutes=1))
         await publish_as(mosquitto_broker, "gw-1", fresh)
-        await asyncio.wait_for(_until(lambda: consumer.claims_pruned == 1), 5)
+        await eventually(lambda: consumer.claims_pruned == 1, what="the old claim pruned")
 
     with sqlite_sessions() as session:
         assert list(session.execute(select(SeenSeq.epoch, SeenSeq.seq))) == [("epoch-1", 1)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from simulators.mqtt_device import MqttDevicePublisher
 from simulators.signals import SimClock
 from tests.auth_support import bearer, make_user
 from tests.broker_support import hub_port_client
+from tests.waiting import eventually as eventually
 
 GATEWAY = "gw-1"
 SITE = SiteIdentity(city_id="c1", district_id="d1", school_id="s1", school_name="No. 1 School")
@@ -223,13 +224,6 @@ def _device_config(device: Dev, port: int, unit: int) -> dict[str, Any]:
     else:
         config["mqtt"] = {"topic": f"school/{device.id}"}
     return config
-
-
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
 
 
 def events(received: list[Envelope]) -> list[tuple[str, str, str, str]]:

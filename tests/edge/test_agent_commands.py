@@ -68,15 +68,14 @@ async def test_bad_commands_are_refused_with_a_clear_result(
     ]
     async with hub_link(mosquitto_broker) as hub:
         task = asyncio.create_task(agent.run())
-        await wait_until(lambda: agent.uplink.connected, 10)
-        await asyncio.sleep(0.3)  # the downlink subscription follows the connect
+        await wait_until(hub.agent_listening)
         for payload in sends:
             await hub.send(payload)
 
         def results() -> dict[str, CommandResult]:
             return {e.body.id: e.body for e in hub.received if isinstance(e.body, CommandResult)}
 
-        await wait_until(lambda: len(results()) == len(sends), 10)
+        await wait_until(lambda: len(results()) == len(sends))
         agent.request_stop()
         await asyncio.wait_for(task, 10)
 

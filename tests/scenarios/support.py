@@ -129,6 +129,11 @@ class School:
         """Change what a simulated device reports (takes effect at its next poll or publish)."""
         self.devices[device].fixed_values.update(values)
 
+    def seen(self, device: str, point: str) -> float | None:
+        """The point's value in the agent's newest reading of the device (None before one)."""
+        reading = self.agent.latest.get(device)
+        return None if reading is None else reading.values.get(point)
+
 
 @contextlib.asynccontextmanager
 async def school(
@@ -252,6 +257,11 @@ class HubLink:
 
     async def command(self, body: Command, node: str = GATEWAY) -> None:
         await self.send(codec.encode(Envelope.wrap(node=node, epoch="hub", seq=1, body=body)), node)
+
+    def agent_listening(self) -> bool:
+        """The agent's uplink sent something past its online state: it drains the outbox, which
+        it starts only once its command subscription is acknowledged."""
+        return any(e.kind is not MessageKind.STATE for e in self.received)
 
 
 @contextlib.asynccontextmanager

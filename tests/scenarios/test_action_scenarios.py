@@ -5,7 +5,6 @@ Real Mosquitto, pymodbus simulators, agent and hub; every outcome counted exactl
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from campus_protocol import decode, parse_topic
@@ -68,7 +67,7 @@ async def test_gas_leak_with_the_uplink_down(
             await eventually(lambda: s.value("lab-relay", "relay_1") == 1.0)
             s.set("lab-gas", concentration=55.0)  # level 2: 50 %LEL
             await eventually(lambda: s.agent.events_enqueued == 2)
-            await asyncio.sleep(1.0)  # telemetry piles up meanwhile
+            await eventually(lambda: s.agent.outbox.depth() > 4, what="telemetry piles up")
             backlog = s.agent.outbox.depth()
             cut_at = len(ingested)
             mosquitto_broker.start()  # the uplink returns
@@ -172,8 +171,7 @@ async def test_a_resent_command_is_answered_again_but_executed_once(
         hub_link(mosquitto_broker) as hub,
         school(mosquitto_broker, tmp_path, devices) as s,
     ):
-        await eventually(lambda: s.agent.uplink.connected)
-        await asyncio.sleep(0.3)
+        await eventually(hub.agent_listening)
         await hub.command(body)
         await eventually(lambda: len(answers(hub.received)) == 2)
         await hub.command(body)

@@ -31,7 +31,7 @@ async def test_cold_room_door_left_open(mosquitto_broker: MosquittoBroker, tmp_p
         school(mosquitto_broker, tmp_path, devices, rules=rules) as s,
     ):
         s.set("canteen-di", cold_room_door=1)  # the door opens and stays open
-        await asyncio.sleep(0.5)
+        await eventually(lambda: len(events(received)) == 1)
         s.set("cold-room-1", temperature=8.4)  # the room warms past 8 °C
         await eventually(lambda: len(events(received)) == 2)
         s.set("canteen-di", cold_room_door=0)  # closed at last
@@ -58,11 +58,11 @@ async def test_a_flapping_sensor_raises_one_flapping_event_not_a_storm(
         school(mosquitto_broker, tmp_path, devices, rules=rules) as s,
     ):
         for _ in range(10):  # a loose contact: 30 %LEL and 0 on alternate polls, 10 times
-            s.set("lab-gas", concentration=30.0)
-            await asyncio.sleep(0.25)
-            s.set("lab-gas", concentration=0.0)
-            await asyncio.sleep(0.25)
-        await asyncio.sleep(0.5)
+            for concentration in (30.0, 0.0):
+                s.set("lab-gas", concentration=concentration)
+                await eventually(lambda c=concentration: s.seen("lab-gas", "concentration") == c)
+        await eventually(lambda: len(events(received)) == 5)
+        await asyncio.sleep(0.5)  # and no more
         raised_at_hub = s.agent.events_enqueued
 
     assert events(received) == [
@@ -106,9 +106,10 @@ async def test_lights_on_in_school_hours_raise_nothing(
     rules = [{"rule": {"id": "lights_on_after_hours", "for_s": 0.5}}]
     async with (
         hub_listener(mosquitto_broker) as received,
-        school(mosquitto_broker, tmp_path, devices, rules=rules, calendar=calendar(10)),
+        school(mosquitto_broker, tmp_path, devices, rules=rules, calendar=calendar(10)) as s,
     ):
-        await asyncio.sleep(2.0)
+        await eventually(lambda: s.seen("room-101-lights", "group_2_level") == 180)
+        await asyncio.sleep(2.0)  # four times the rule's for_s, lights on all along
     assert events(received) == []
 
 

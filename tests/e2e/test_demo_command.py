@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cloud_hub.broker import free_port
+from tests.marked_processes import ProcessMark
 
 
 @pytest.mark.parametrize(
@@ -23,23 +24,29 @@ from cloud_hub.broker import free_port
     ],
     ids=["mosquitto", "amqtt-fallback"],
 )
+@pytest.mark.timeout(200)  # the demo's own 150 s limit comes first
 def test_demo_brings_every_school_online_and_stops_by_itself(
     tmp_path: Path, path: str, broker: str
 ) -> None:
     if broker.startswith("amqtt") and shutil.which("mosquitto", path=path):
         pytest.skip("mosquitto is installed in /usr/bin on this machine")
     workdir = tmp_path / "demo"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "campus_cli.main", "demo",
-            "--districts", "2", "--schools-per-district", "2",
-            "--duration", "8", "--port", str(free_port()), "--workdir", str(workdir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=150,
-        env={"COLUMNS": "200", "PATH": path},
-    )  # fmt: skip
+    mark = ProcessMark()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "campus_cli.main", "demo",
+                "--districts", "2", "--schools-per-district", "2",
+                "--duration", "8", "--port", str(free_port()), "--workdir", str(workdir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=150,
+            env=mark.env({}, COLUMNS="200", PATH=path),
+        )  # fmt: skip
+    finally:  # a timed-out demo is killed, and its children run in sessions of their own
+        left_behind = mark.kill_all()
+    assert not left_behind, f"processes the demo started outlived it: {left_behind}"
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert broker in output

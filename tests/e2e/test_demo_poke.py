@@ -19,13 +19,15 @@ from typer.testing import CliRunner
 
 from campus_cli.main import app
 from cloud_hub.broker import free_port
+from tests.marked_processes import ProcessMark
+from tests.waiting import eventually_blocking
 
 runner = CliRunner()
 SCHOOL = "d1-s01"
 
 
 class RunningDemo:
-    def __init__(self, workdir: Path, port: int) -> None:
+    def __init__(self, workdir: Path, port: int, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.api = f"http://127.0.0.1:{port}"
         self.output_path = workdir.parent / "demo.out"
@@ -33,8 +35,7 @@ class RunningDemo:
             [sys.executable, "-m", "campus_cli.main", "demo", "--districts", "1",
              "--schools-per-district", "1", "--window-s", "2", "--port", str(port),
              "--workdir", str(workdir)],
-            stdout=self.output_path.open("wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
+            stdout=self.output_path.open("wb"), stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
 
     @property
@@ -68,41 +69,51 @@ class RunningDemo:
                     return int(entry.name)
         raise AssertionError("no agent process")
 
+    def stop(self) -> None:
+        """As Ctrl-C would: the demo stops its children; killed after 30 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
+    eventually_blocking(condition, timeout_s, what, retry_on=(httpx.HTTPError,))
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[RunningDemo]:
-    running = RunningDemo(tmp_path / "demo", free_port())
+    """The demo, and afterwards none of the processes it started (broker, hub, agents): they
+    run in sessions of their own, so only the demo itself can stop them; any it left behind
+    are killed and fail the test."""
+    mark = ProcessMark()
+    running = RunningDemo(tmp_path / "demo", free_port(), mark.env(COLUMNS="200"))
     try:
         wait_until(lambda: "Ctrl-C stops the demo" in running.output, 90, "the demo is up")
         yield running
     finally:
-        if running.process.poll() is None:  # stop it as Ctrl-C would: it stops its children
-            running.process.send_signal(signal.SIGINT)
-            try:
-                running.process.wait(30)
-            except subprocess.TimeoutExpired:
-                running.process.kill()
-                running.process.wait(10)
+        try:
+            running.stop()
+        finally:  # also when a timeout interrupts the stop
+            left_behind = mark.kill_all()
+    assert not left_behind, f"processes the demo started outlived it: {left_behind}"
 
 
+@pytest.mark.timeout(300)  # a demo start, an agent restart and a stop on a loaded machine
 def test_a_poked_demo_shows_the_fault_restarts_a_dead_agent_and_stops_quietly(
     demo: RunningDemo,
 ) -> None:
     assert "agent status page" in demo.output
-    status_page = next(w for w in demo.output.split() if w.startswith("http://127.0.0.1:")
-                       and w.rstrip("/").rsplit(":", 1)[1].isdigit() and demo.api not in w)
+    status_page = next(
+        w
+        for w in demo.output.split()
+        if w.startswith("http://127.0.0.1:")
+        and w.rstrip("/").rsplit(":", 1)[1].isdigit()
+        and demo.api not in w
+    )
     assert httpx.get(status_page, timeout=5).status_code == 200
 
     device = "lab1-gas"  # polled every 2 s

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
@@ -31,6 +31,7 @@ from edge_agent.app import Agent
 from simulators.fleet import CityPlan, RunningFleet, plan_city
 from tests.auth_support import bearer, make_user
 from tests.e2e.support import SERVED, WINDOW_S, agent_settings, serve_school
+from tests.waiting import DEADLINE_S, eventually
 
 RUN_WINDOWS = 4
 
@@ -72,12 +73,14 @@ async def school(plan: CityPlan, broker: MosquittoBroker) -> AsyncIterator[Schoo
     await fleet.stop()
 
 
-async def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+def fewest_windows_stored(sessions: Callable[[], Any], devices: int) -> int:
+    """The fewest windows the hub stored for any one of ``devices`` devices (0 while one has
+    none)."""
+    per_device = func.count(func.distinct(TelemetryWindow.window_start))
+    query = select(TelemetryWindow.device_id, per_device).group_by(TelemetryWindow.device_id)
+    with sessions() as session:
+        counts = [count for _, count in session.execute(query).all()]
+    return min(counts) if len(counts) == devices else 0
 
 
 async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served_values(
@@ -98,12 +101,16 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
         ),
     )
     ingest = asyncio.create_task(consumer.run())
-    await asyncio.wait_for(consumer.connected.wait(), 10)
+    await asyncio.wait_for(consumer.connected.wait(), DEADLINE_S)
 
     config = agent_settings(school.plan, school.fleet, school.broker, tmp_path / "agent")
+    devices = school.fleet.agent_device_configs(school.school_id)
     agent = Agent(config, load_profiles())
     running = asyncio.create_task(agent.run())
-    await asyncio.sleep(WINDOW_S * (RUN_WINDOWS + 1.5))
+    await eventually(
+        lambda: fewest_windows_stored(sessions, len(devices)) >= RUN_WINDOWS,
+        what=f"{RUN_WINDOWS} windows of every device stored at the hub",
+    )
     settings = HubSettings(database_url=database_url, development=True)
     city = school.plan.site_identity(school.school_id)["city_id"]
     admin = bearer(
@@ -112,14 +119,16 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     with TestClient(create_app(settings, run_ingest=False), headers=admin) as api:
         schools_while_running = api.get("/api/v1/schools").json()
     agent.request_stop()
-    await asyncio.wait_for(running, 20)
+    await asyncio.wait_for(running, DEADLINE_S)
 
     published = agent.messages_published
     # the devices' windows of each closed window travel together, batched into few messages
     assert 0 < published.get("telemetry", 0) <= agent.windows_enqueued
-    await wait_for(lambda: worker.accepted >= sum(published.values()))
+    await eventually(lambda: worker.accepted >= sum(published.values()), what="all ingested")
     # the retained offline state goes out as the agent disconnects: wait for the hub to apply it
-    await wait_for(lambda: _gateway_online(sessions, school.gateway) is False)
+    await eventually(
+        lambda: _gateway_online(sessions, school.gateway) is False, what="the gateway offline"
+    )
     ingest.cancel()
     await asyncio.gather(ingest, return_exceptions=True)
     assert worker.rejected == 0
@@ -130,7 +139,6 @@ async def test_every_window_the_agent_sends_reaches_the_hub_once_with_the_served
     starts_by_device: dict[int, list[datetime]] = {}
     for device_pk, start in {(r.device_id, r.window_start) for r in rows}:
         starts_by_device.setdefault(device_pk, []).append(start)
-    devices = school.fleet.agent_device_configs(school.school_id)
     assert len(starts_by_device) == len(devices), "every device delivered windows"
     assert sum(len(s) for s in starts_by_device.values()) == agent.windows_enqueued
     for starts in starts_by_device.values():

@@ -26,7 +26,7 @@ from edge_agent.actions import ActionRunner
 from edge_agent.aggregate import WindowAggregator, device_meta, pack_windows
 from edge_agent.commands import CommandHandler
 from edge_agent.device_io import ModbusDeviceIO
-from edge_agent.health import WINDOWS_ENQUEUED, DeviceStatusView, StatusSnapshot
+from edge_agent.health import WINDOWS_ENQUEUED
 from edge_agent.local_actions import LocalActions
 from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
@@ -36,6 +36,7 @@ from edge_agent.sources.base import DeviceState, Reading, Source
 from edge_agent.sources.modbus import ModbusSource, build_coordinators
 from edge_agent.sources.mqtt_site import MqttSiteSource, NewDevice
 from edge_agent.status_http import StatusServer
+from edge_agent.status_view import DeviceStatusView, StatusSnapshot
 from edge_agent.uplink import HubUplink
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Prometheus counters and gauges of the agent, and the status-page snapshot.
+"""Prometheus counters and gauges of the agent (served on the status page's ``/metrics``).
 
 Metric names follow ``campus_<stage>_<name>_total``; every label has a bounded set of values
 (protocols, error types, message kinds, lanes, reasons), never a device id or a free-form message.
@@ -6,14 +6,9 @@ Metric names follow ``campus_<stage>_<name>_total``; every label has a bounded s
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
-
-from edge_agent.sources.base import DeviceState
 
 SOURCE_ERRORS = Counter(
     "campus_source_errors_total",
@@ -68,50 +63,6 @@ UPLINK_CONNECTED = Gauge("campus_uplink_connected", "1 while connected to the hu
 
 
 @dataclass(frozen=True, kw_only=True)
-class DeviceStatusView:
-    """One row of the status page."""
-
-    device: str
-    profile: str
-    room: str
-    room_name: str
-    protocol: str
-    status: str
-    last_ok_at: float | None
-    consecutive_failures: int
-    last_error: str
-    failing_for_s: float | None
-    invalid_values: int
-    values: dict[str, float] = field(default_factory=dict)  # the newest reading
-    units: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(
-        cls,
-        state: DeviceState,
-        now: float,
-        *,
-        values: Mapping[str, float] | None = None,
-        units: Mapping[str, str] | None = None,
-    ) -> DeviceStatusView:
-        return cls(
-            device=state.device,
-            profile=state.profile,
-            room=state.room,
-            room_name=state.room_name,
-            protocol=state.protocol,
-            status=state.status.value,
-            last_ok_at=state.last_ok_at,
-            consecutive_failures=state.consecutive_failures,
-            last_error=state.last_error,
-            failing_for_s=state.failing_for_s(now),
-            invalid_values=state.invalid_values,
-            values=dict(values or {}),
-            units=dict(units or {}),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
 class BudgetReport:
     """The outbox's disk budget, as the heartbeat (``OutboxHealth``) and status page show it."""
 
@@ -122,24 +73,3 @@ class BudgetReport:
     discarded_windows: int
     discarded: dict[str, int]  # "<lane>:<reason>" -> rows, since the outbox was created
     disk: str  # "ok" or the reason of the last refused write
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusSnapshot:
-    """What the status page and ``campus agent`` commands show about a running agent."""
-
-    gateway: str
-    started_at: float
-    taken_at: float = field(default_factory=time.time)
-    devices: list[DeviceStatusView]
-    uplink_connected: bool
-    uplink_last_error: str
-    outbox_depth: int
-    outbox: BudgetReport
-    windows_enqueued: int
-    messages_published: dict[str, int]
-    messages_discarded: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)

@@ -20,10 +20,12 @@ from campus_protocol.messages import SiteIdentity
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import Agent
 from edge_agent.cli import SAMPLE_CONFIG
-from edge_agent.health import BudgetReport, DeviceStatusView, StatusSnapshot
+from edge_agent.health import BudgetReport
 from edge_agent.settings import AgentSettings
 from edge_agent.status_http import render_page
+from edge_agent.status_view import DeviceStatusView, StatusSnapshot
 from tests.edge.support import PROFILE, VALUES, free_port, wait_until
+from tests.waiting import DEADLINE_S, PROCESS_START_S
 
 HOSTILE_ROOM = "<script>alert('room')</script>"
 SITE = {"city_id": "c1", "district_id": "d1", "school_id": "s1", "school_name": "Pine & Oak"}
@@ -77,7 +79,7 @@ async def running_agent(
         stop_grace_s=1.0,
     )
     task = asyncio.create_task(agent.run())
-    await asyncio.wait_for(agent.ready.wait(), 5)
+    await asyncio.wait_for(agent.ready.wait(), DEADLINE_S)
     await wait_until(
         lambda: (
             agent.uplink.connected
@@ -89,7 +91,7 @@ async def running_agent(
         yield agent
     finally:
         agent.request_stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, DEADLINE_S)
 
 
 async def test_status_json_shows_the_healthy_device_online_and_the_dead_one_offline(
@@ -206,7 +208,7 @@ async def test_status_page_leaves_signal_handlers_alone_and_is_gone_after_stop(
     handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     agent = Agent(agent_settings(mosquitto_broker, tmp_path, []), {PROFILE.id: PROFILE})
     task = asyncio.create_task(agent.run())
-    await asyncio.wait_for(agent.ready.wait(), 5)
+    await asyncio.wait_for(agent.ready.wait(), DEADLINE_S)
     url = str(agent.status_url)
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/status")).json()["devices"] == []
@@ -215,7 +217,7 @@ async def test_status_page_leaves_signal_handlers_alone_and_is_gone_after_stop(
         } == handlers_before
 
         agent.request_stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, DEADLINE_S)
 
         with pytest.raises(httpx.ConnectError):
             await http.get("/status")
@@ -232,12 +234,12 @@ async def test_a_taken_status_port_leaves_the_agent_running_without_the_page(
             {PROFILE.id: PROFILE},
         )
         task = asyncio.create_task(agent.run())
-        await asyncio.wait_for(agent.ready.wait(), 5)
+        await asyncio.wait_for(agent.ready.wait(), DEADLINE_S)
         await wait_until(lambda: agent.uplink.connected)
 
         assert agent.status_url is None and agent.status_port_bound is None
         agent.request_stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, DEADLINE_S)
 
 
 async def test_cli_run_prints_the_status_url_and_its_flag_wins_over_the_yaml(
@@ -274,7 +276,7 @@ async def test_cli_run_prints_the_status_url_and_its_flag_wins_over_the_yaml(
     )
     try:
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
+        line = (await asyncio.wait_for(process.stdout.readline(), PROCESS_START_S)).decode()
         match = re.fullmatch(r"status page: (http://127\.0\.0\.1:(\d+)/)\n", line)
         assert match, line
         assert int(match[2]) not in (0, 1)
@@ -284,7 +286,7 @@ async def test_cli_run_prints_the_status_url_and_its_flag_wins_over_the_yaml(
         assert [d["device"] for d in status["devices"]] == ["room-101-lights"]
 
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 15) == 0
+        assert await asyncio.wait_for(process.wait(), DEADLINE_S) == 0
     finally:
         if process.returncode is None:
             process.kill()

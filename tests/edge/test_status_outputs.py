@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from campus_protocol.messages import SiteIdentity
-from edge_agent.health import BudgetReport, DeviceStatusView, StatusSnapshot
+from edge_agent.health import BudgetReport
 from edge_agent.status_http import render_page
+from edge_agent.status_view import DeviceStatusView, StatusSnapshot
 
 GOLDEN = Path(__file__).parent / "golden"
 T = 1_764_000_000.0  # 2025-11-24 16:00:00 UTC

@@ -10,8 +10,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-#: long enough for a process start or a broker restart on a loaded machine
+#: long enough for a broker restart or a reconnection on a loaded machine
 DEADLINE_S = 30.0
+#: a new Python process importing the project, on a loaded machine
+PROCESS_START_S = 60.0
 
 
 async def eventually(

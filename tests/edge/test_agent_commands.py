@@ -21,6 +21,7 @@ from edge_agent.app import Agent
 from tests.edge.support import wait_until
 from tests.edge.test_agent import settings
 from tests.scenarios.support import hub_link
+from tests.waiting import DEADLINE_S
 
 LIGHTS = "arlight_dali_logic_lite"
 
@@ -77,7 +78,7 @@ async def test_bad_commands_are_refused_with_a_clear_result(
 
         await wait_until(lambda: len(results()) == len(sends))
         agent.request_stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, DEADLINE_S)
 
     answers = {
         key: (r.status.value if r.status else None, r.detail) for key, r in results().items()

@@ -17,6 +17,7 @@ from edge_agent.app import Agent
 from edge_agent.settings import AgentSettings
 from tests.edge.support import hub_listener, wait_until
 from tests.edge.test_agent import settings
+from tests.waiting import DEADLINE_S
 
 GAS = "honeywell_midas_gas"
 
@@ -48,17 +49,17 @@ async def test_gas_levels_raise_ii_then_i_and_clear_as_polled(
                 if isinstance(e.body, Event)
             ]
 
-        await asyncio.wait_for(agent.ready.wait(), 5)
+        await asyncio.wait_for(agent.ready.wait(), DEADLINE_S)
         server.set_value(profiles[GAS], "concentration", 30.0)
         await wait_until(lambda: len(events()) == 1)
         server.set_value(profiles[GAS], "concentration", 55.0)
         await wait_until(lambda: len(events()) == 2)
         server.set_value(profiles[GAS], "concentration", 48.0)  # inside the 3 %LEL hysteresis
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: agent.latest["lab-3-gas"].values["concentration"] == 48.0)
         server.set_value(profiles[GAS], "concentration", 5.0)
         await wait_until(lambda: len(events()) == 4)
         agent.request_stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, DEADLINE_S)
 
     assert events() == [
         ("gas_level_1", "raised", "II"),

@@ -39,6 +39,7 @@ from simulators.mqtt_device import MqttDevicePublisher
 from simulators.signals import SimClock
 from tests.auth_support import bearer, make_user
 from tests.broker_support import hub_port_client
+from tests.waiting import DEADLINE_S
 from tests.waiting import eventually as eventually
 
 GATEWAY = "gw-1"
@@ -196,12 +197,12 @@ async def school(
         config["calendar_file"] = str(path)
     agent = Agent(AgentSettings.model_validate(config), PROFILES, stop_grace_s=2.0)
     task = asyncio.create_task(agent.run())
-    await asyncio.wait_for(agent.ready.wait(), 10)
+    await asyncio.wait_for(agent.ready.wait(), DEADLINE_S)
     try:
         yield School(agent=agent, devices=simulated, hub=hub)
     finally:
         agent.request_stop()
-        await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(task, DEADLINE_S)
         for publisher in publishers:
             await publisher.stop()
         await server.stop()

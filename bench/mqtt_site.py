@@ -33,13 +33,13 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 from tools.agent_run import (
-    GATEWAY,
     AgentProcess,
     agent_config,
     cpu_seconds,
     hub_subscriber,
     machine,
     peak_rss_mb,
+    running_broker,
 )
 
 from cloud_hub.broker import MosquittoBroker, free_port
@@ -181,11 +181,12 @@ def plain_subscriber_rate(port: int, rate: float, seconds: float, processes: int
 
 
 def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="bench-site-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-site-") as tmp,
+        running_broker(Path(tmp) / "broker") as broker,
+    ):
         work = Path(tmp)
         status_port = free_port()
-        broker = MosquittoBroker(work / "broker", gateways=[GATEWAY])
-        broker.start()
         assert broker.site_port is not None
         config = agent_config(
             broker, work,
@@ -197,7 +198,8 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
         counter = WindowCounter(broker)
         agent = AgentProcess(work, config, PROFILE)
         try:
-            time.sleep(5)  # the agent subscribes
+            wait_until_forwarding(agent, status_port)
+            time.sleep(1)  # its site subscription follows the start
             cpu0 = cpu_seconds(agent.pid)
             sent = run_publishers(broker.site_port, rate, seconds, processes)
             cpu1 = cpu_seconds(agent.pid)
@@ -215,7 +217,6 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
             agent.stop()
             counter.stop()
         limit = plain_subscriber_rate(broker.site_port, rate, min(seconds, 10), processes)
-        broker.stop()
         cpu = cpu1 - cpu0
         return {
             "rate": rate, "sent": sent, "taken": taken, "delivered": delivered,
@@ -223,6 +224,23 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
             "cpu_per_1000": 1000 * cpu / max(delivered, 1), "core_pct": 100 * cpu / seconds,
             "rss_mb": rss, "age": age, "plain_msgs_s": limit,
         }
+
+
+def wait_until_forwarding(agent: AgentProcess, status_port: int, limit_s: float = 120.0) -> None:
+    """Until the agent's status page says its uplink is connected (a loaded machine starts it
+    slowly)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        agent.check_running()
+        url = f"http://127.0.0.1:{status_port}/status"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as page:
+                if orjson.loads(page.read())["uplink_connected"]:
+                    return
+        except OSError:  # not listening yet
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the agent did not connect within {limit_s:.0f} s: {agent.log_tail()}")
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,18 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+@contextmanager
+def running_broker(workdir: Path, **options: Any) -> Iterator[MosquittoBroker]:
+    """A benchmark gateway's Mosquitto (``options`` as ``MosquittoBroker`` takes them), stopped
+    however the run ends."""
+    broker = MosquittoBroker(workdir, gateways=[GATEWAY], **options)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 def hub_subscriber(broker: MosquittoBroker, client_id: str, on_message: OnMessage) -> mqtt.Client:

@@ -30,6 +30,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 import yaml
 
 from campus_protocol import Envelope, MessageKind, Telemetry, TelemetryBatch
@@ -49,6 +50,7 @@ from tests.e2e.test_power_cut import (  # noqa: F401 - fixtures
     write_agent_config,
 )
 from tests.edge.support import hub_listener
+from tests.waiting import DEADLINE_S, PROCESS_START_S
 
 COPIES = 5
 KILLS = 2
@@ -77,6 +79,7 @@ def integrity(path: Path) -> str:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+@pytest.mark.timeout(300)  # three agent processes on a loaded machine
 async def test_windows_survive_sigkill_during_heavy_writes_exactly_once(
     tmp_path: Path,
     plan: CityPlan,  # noqa: F811
@@ -106,9 +109,11 @@ async def test_windows_survive_sigkill_during_heavy_writes_exactly_once(
 
         async def three_windows_from_this_run() -> None:
             before = latest_window()
-            await wait_for(lambda: latest_window() > before, "a first window", 20, agent_log)
+            await wait_for(
+                lambda: latest_window() > before, "a first window", PROCESS_START_S, agent_log
+            )
             first = latest_window()
-            await wait_for(lambda: latest_window() >= first + 2, "three windows", 20, agent_log)
+            await wait_for(lambda: latest_window() >= first + 2, "three windows", detail=agent_log)
 
         kills: list[tuple[int, int]] = []  # (window index at the kill, first index after restart)
         agent = start_agent(config, log, spawned)
@@ -123,7 +128,7 @@ async def test_windows_survive_sigkill_during_heavy_writes_exactly_once(
             kills.append((killed_at, window_index(time.time())))
         await three_windows_from_this_run()
         agent.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(agent.wait, 20) == 0, agent_log()
+        assert await asyncio.to_thread(agent.wait, DEADLINE_S) == 0, agent_log()
         with Outbox(data_dir / OUTBOX_FILE) as outbox:
             assert outbox.depth() == 0, "every row was acknowledged by the hub broker"
             epoch, last_seq = outbox.epoch, outbox.last_seq()

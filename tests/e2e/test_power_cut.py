@@ -77,6 +77,7 @@ from edge_agent.app import OUTBOX_FILE
 from edge_agent.outbox import Outbox
 from simulators.fleet import CityPlan, RunningFleet, plan_city
 from tests.e2e.support import POLL_S, SERVED, WINDOW_S, serve_school
+from tests.waiting import DEADLINE_S, PROCESS_START_S
 
 HEARTBEAT_S = 1.0
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def outbox_rows(path: Path) -> dict[int, str]:
 async def wait_for(
     condition: Callable[[], bool],
     what: str,
-    timeout_s: float = 15.0,
+    timeout_s: float = DEADLINE_S,
     detail: Callable[[], str] = str,
 ) -> None:
     deadline = time.monotonic() + timeout_s
@@ -261,6 +262,7 @@ def stored_windows(
     return stored
 
 
+@pytest.mark.timeout(300)  # two agent processes and three broker restarts on a loaded machine
 async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_restarts(
     tmp_path: Path,
     plan: CityPlan,
@@ -309,13 +311,16 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         return check
 
     try:
-        await asyncio.wait_for(consumer.connected.wait(), 10)
+        await asyncio.wait_for(consumer.connected.wait(), DEADLINE_S)
 
         # agent 1 delivers windows
         agent_1 = start_agent(config, log, spawned)
         first_index = window_index(time.time())
         await wait_for(
-            every_device_has_a_window_from(first_index + 1), "agent 1 delivers", 20, agent_log
+            every_device_has_a_window_from(first_index + 1),
+            "agent 1 delivers",
+            PROCESS_START_S,
+            agent_log,
         )
 
         # the hub broker restarts under the running agent; delivery resumes
@@ -324,7 +329,7 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         await wait_for(
             every_device_has_a_window_from(window_index(restarted_at) + 1),
             "delivery resumes after the broker restart",
-            20,
+            DEADLINE_S,
             agent_log,
         )
 
@@ -353,7 +358,7 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         await wait_for(
             lambda: queues_a_window_and_a_heartbeat(queued_by_agent_2()),
             "agent 2 queues a window of every device and a heartbeat, under new seqs",
-            20,
+            PROCESS_START_S,
             agent_log,
         )
         queued_at = time.time()
@@ -368,20 +373,18 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         def settled_seqs() -> set[int]:
             return {e.seq for e, _ in list(worker.settled) if e.kind is not MessageKind.STATE}
 
-        await wait_for(
-            lambda: must_arrive.keys() <= settled_seqs(), "the backlog reaches the hub", 30
-        )
+        await wait_for(lambda: must_arrive.keys() <= settled_seqs(), "the backlog reaches the hub")
         await wait_for(
             every_device_has_a_window_from(window_index(back_at) + 1),
             "live windows after the broker returns",
-            20,
+            DEADLINE_S,
             agent_log,
         )
 
         # a clean stop
         stopping_at = time.time()
         agent_2.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(agent_2.wait, 20) == 0, agent_log()
+        assert await asyncio.to_thread(agent_2.wait, DEADLINE_S) == 0, agent_log()
         with Outbox(outbox_path) as outbox:
             assert outbox.depth() == 0, "every row was acknowledged by the hub broker"
             last_seq = outbox.last_seq()

@@ -54,12 +54,14 @@ def agent_settings(
 
 
 def meter(port: int, device_id: str, room_name: str = "") -> dict[str, Any]:
+    """A meter polled every 0.1 s; it is failing only when it cannot be reached at all (a slow
+    answer on a loaded machine is not the failure these tests look at)."""
     return {
         "id": device_id,
         "profile": PROFILE.id,
         "room": "lab-3",
         "room_name": room_name,
-        "modbus": {"host": "127.0.0.1", "port": port, "poll_interval_s": 0.1},
+        "modbus": {"host": "127.0.0.1", "port": port, "poll_interval_s": 0.1, "timeout_s": 10},
     }
 
 

@@ -188,7 +188,7 @@ class HubProcess:
     async def start(self) -> None:
         """Start and wait until its subscription is live."""
         self._spawn()
-        await until(self._subscribed, 20, f"hub start {self.starts} to subscribe")
+        await until(self._subscribed, 60, f"hub start {self.starts} to subscribe")
 
     def _spawn(self) -> None:
         self.starts += 1

@@ -57,6 +57,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campus_mqtt import Backoff
 from campus_protocol import (
     Envelope,
     Health,
@@ -293,6 +294,7 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
             password=hub_broker.hub_password,
             tls=TlsSettings(ca_file=hub_broker.ca_file),
         ),
+        backoff=Backoff(0.1, 1.0),  # the hub is not under test: it reconnects at once
     )
     ingest = asyncio.create_task(consumer.run())
 
@@ -373,7 +375,11 @@ async def test_readings_made_durable_survive_an_agent_power_cut_and_hub_broker_r
         def settled_seqs() -> set[int]:
             return {e.seq for e, _ in list(worker.settled) if e.kind is not MessageKind.STATE}
 
-        await wait_for(lambda: must_arrive.keys() <= settled_seqs(), "the backlog reaches the hub")
+        await wait_for(
+            lambda: must_arrive.keys() <= settled_seqs(),
+            "the backlog reaches the hub",
+            2 * DEADLINE_S,  # the agent's uplink backs off up to 30 s after the long outage
+        )
         await wait_for(
             every_device_has_a_window_from(window_index(back_at) + 1),
             "live windows after the broker returns",

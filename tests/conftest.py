@@ -1,4 +1,5 @@
-"""Real fixtures shared by every test package: a Mosquitto process with its own config."""
+"""Real fixtures shared by every test package: a Mosquitto process with its own config, and a
+mark that finds every process a test started."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_hub.broker import MosquittoBroker
+from tests.marked_processes import ProcessMark
 
 TEST_GATEWAYS = ["gw-1", "gw-2"]
 
@@ -22,3 +24,13 @@ def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def process_mark() -> Iterator[ProcessMark]:
+    """Start processes with ``env=process_mark.env(...)``: any still running with the mark when
+    the test ends (however it detached) is killed, and fails the test."""
+    mark = ProcessMark()
+    yield mark
+    left_behind = mark.kill_all()
+    assert not left_behind, f"processes the test started outlived it: {left_behind}"

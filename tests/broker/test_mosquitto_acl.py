@@ -9,6 +9,7 @@ import pytest
 
 from campus_protocol import MessageKind, downlink_topic, hub_subscription, uplink_topic
 from tests.broker_support import hub_port_client
+from tests.waiting import DEADLINE_S
 
 
 async def next_payloads(messages: aiomqtt.client.MessagesIterator, wait_s: float) -> list[bytes]:
@@ -60,9 +61,17 @@ async def test_bad_credentials_are_refused(mosquitto_broker, user, password):
 
 async def test_gateway_added_later_can_connect_after_reload(mosquitto_broker):
     password = mosquitto_broker.add_gateway("gw-3")
-    await asyncio.sleep(0.3)  # SIGHUP is asynchronous
-    async with hub_port_client(mosquitto_broker, "gw-3", password) as gw3:
-        await gw3.publish(uplink_topic("gw-3", MessageKind.STATE), b"{}", qos=1)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while True:  # SIGHUP is asynchronous: refused until Mosquitto has re-read its files
+        try:
+            async with hub_port_client(mosquitto_broker, "gw-3", password) as gw3:
+                await gw3.publish(uplink_topic("gw-3", MessageKind.STATE), b"{}", qos=1)
+            return
+        except aiomqtt.MqttError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def test_an_anonymous_site_client_can_neither_inject_uplinks_nor_read_the_wire_contract(

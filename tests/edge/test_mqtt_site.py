@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiomqtt
 
 from cloud_hub.broker import MosquittoBroker
@@ -64,9 +62,11 @@ async def test_payloads_become_readings_and_malformed_ones_are_counted(
 async def test_device_goes_offline_after_three_silent_intervals(
     mosquitto_broker: MosquittoBroker,
 ) -> None:
+    now = [1_000.0]  # the source's clock, moved by hand: silence is measured, not slept
     source = MqttSiteSource(
         SiteBrokerSettings(host=mosquitto_broker.host, port=mosquitto_broker.site_port),
         [(DEVICE, PROFILE)],
+        clock=lambda: now[0],
     )
     await source.start(lambda r: None)
     assert PROFILE.mqtt is not None
@@ -77,10 +77,10 @@ async def test_device_goes_offline_after_three_silent_intervals(
         )
     (state,) = source.device_states()
     await wait_until(lambda: state.available is True)
-    await asyncio.sleep(0.3)
+    now[0] += 0.3
     source.check_silence()
     still_online = state.available
-    await asyncio.sleep(0.5)
+    now[0] += 0.5
     source.check_silence()
     await source.stop()
 

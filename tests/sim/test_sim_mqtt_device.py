@@ -15,6 +15,7 @@ from simulators.devices import SimulatedDevice
 from simulators.faults import Fault, FaultKind
 from simulators.mqtt_device import MqttDevicePublisher
 from tests.sim.support import HandClock, site_port
+from tests.waiting import eventually
 
 REC = "recording_room_controller"
 TOPIC = "site/d1-s01/rec1-ctrl"
@@ -125,8 +126,9 @@ async def test_an_offline_controller_publishes_nothing(
     publisher = publisher_for(recorder, mosquitto_broker)
     publisher.start()
     try:
-        await asyncio.sleep(0.4)
-        assert publisher.connects == 1 and publisher.published == 0
+        await eventually(lambda: publisher.connects == 1, what="the controller connects")
+        await asyncio.sleep(0.4)  # eight of its publish intervals
+        assert publisher.published == 0
     finally:
         await publisher.stop()
 
@@ -137,9 +139,8 @@ async def test_publisher_reconnects_after_the_site_broker_restarts(
     publisher = publisher_for(recorder, mosquitto_broker)
     publisher.start()
     try:
-        await asyncio.sleep(0.3)
+        await eventually(lambda: publisher.published > 0, what="a first publish")
         before = publisher.published
-        assert before > 0
         await asyncio.to_thread(mosquitto_broker.restart)
         async with aiomqtt.Client(mosquitto_broker.host, site_port(mosquitto_broker)) as client:
             await client.subscribe(f"{TOPIC}/#", qos=1)

@@ -6,7 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import Dialect, Insert, select
+import psycopg
+from sqlalchemy import Connection, Dialect, Insert, select
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Telemetry
@@ -21,21 +22,27 @@ LATEST_COLUMNS = ("device_id", "point", "value", "unit", "at")
 
 
 class TelemetryRows:
-    """Window rows and latest values gathered over many messages, written with two set-based
-    statements (DB-API executemany): a window already stored is kept as is, and a latest value
-    never moves back in time (a replayed older window leaves it alone). The device's own
-    timestamps are the caller's (``devices.advance_seen``, once per batch).
+    """Window rows and latest values gathered over many messages, written set-based: a window
+    already stored is kept as is, and a latest value never moves back in time (a replayed older
+    window leaves it alone). The device's own timestamps are the caller's
+    (``devices.advance_seen``, once per batch).
 
-    Rows are plain tuples handed to the driver as they are (``exec_driver_sql``): timestamps are
-    converted to the database's form once per window (as SQLAlchemy would bind them), not once per
-    point and column by SQLAlchemy's type processing."""
+    Windows go to the database in one statement per batch: on PostgreSQL a binary ``COPY`` (under
+    a savepoint; when any row is refused, e.g. a window stored before, it is rolled back and the
+    rows go through ``INSERT … ON CONFLICT DO NOTHING`` instead), on SQLite that insert as one
+    DB-API executemany. Latest values are one ``ON CONFLICT DO UPDATE`` executemany.
+
+    Rows are plain tuples handed to the driver as they are: timestamps are converted to the
+    database's form once per window (as SQLAlchemy would bind them), not once per point and
+    column by SQLAlchemy's type processing."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._stored = _stored_datetime(dialect)
         self.windows: list[tuple[object, ...]] = []  # in WINDOW_COLUMNS order
-        self.latest: dict[tuple[int, str], tuple[object, ...]] = {}  # in LATEST_COLUMNS order
-        self._newest: dict[tuple[int, str], datetime] = {}
+        # per (device, point): the newest window end seen and that window's row
+        self._latest: dict[tuple[int, str], tuple[datetime, tuple[object, ...]]] = {}
+        self._device_newest: dict[int, datetime] = {}
         self._converted: dict[datetime, object] = {}  # windows of one batch share their times
 
     @classmethod
@@ -46,20 +53,33 @@ class TelemetryRows:
     def __len__(self) -> int:
         return len(self.windows)
 
+    @property
+    def latest(self) -> list[tuple[object, ...]]:
+        """The latest value per (device, point), in ``LATEST_COLUMNS`` order."""
+        return [(r[0], r[3], r[8], r[9], r[2]) for _, r in self._latest.values()]
+
     def add(self, *, device_id: int, telemetry: Telemetry) -> None:
         """One window row per point; the newest value per (device, point) for latest values."""
         end = telemetry.window_end
         start, stored_end = self._convert(telemetry.window_start), self._convert(end)
-        for point, stats in telemetry.points.items():
-            self.windows.append(
-                (device_id, start, stored_end, point, stats.count, stats.min, stats.max,
-                 stats.mean, stats.last, stats.unit)
-            )  # fmt: skip
-            key = (device_id, point)
-            held = self._newest.get(key)
-            if held is None or end >= held:
-                self._newest[key] = end
-                self.latest[key] = (device_id, point, stats.last, stats.unit, stored_end)
+        rows = [
+            (device_id, start, stored_end, point, stats.count, stats.min, stats.max,
+             stats.mean, stats.last, stats.unit)
+            for point, stats in telemetry.points.items()
+        ]  # fmt: skip
+        self.windows += rows
+        latest = self._latest
+        newest = self._device_newest.get(device_id)
+        if newest is None or end >= newest:  # the device's newest window: every point is newest
+            self._device_newest[device_id] = end
+            for row in rows:
+                latest[(device_id, row[3])] = (end, row)
+            return
+        for row in rows:  # an older window: only points no newer window carried
+            key = (device_id, row[3])
+            held = latest.get(key)
+            if held is None or end >= held[0]:
+                latest[key] = (end, row)
 
     def _convert(self, at: datetime) -> object:
         stored = self._converted.get(at)
@@ -73,9 +93,35 @@ class TelemetryRows:
             return
         windows, latest = _statements(self._dialect)
         connection = session.connection()
-        connection.exec_driver_sql(windows, self.windows)
-        connection.exec_driver_sql(latest, list(self.latest.values()))
-        self.windows, self.latest, self._newest, self._converted = [], {}, {}, {}
+        if self._dialect.name != "postgresql" or not _copy_windows(connection, self.windows):
+            connection.exec_driver_sql(windows, self.windows)
+        connection.exec_driver_sql(latest, self.latest)
+        self.windows, self._latest, self._device_newest, self._converted = [], {}, {}, {}
+
+
+_COPY_WINDOWS = f"COPY telemetry_window ({', '.join(WINDOW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = (
+    "int4", "timestamptz", "timestamptz", "varchar",
+    "int4", "float8", "float8", "float8", "float8", "varchar",
+)  # fmt: skip
+
+
+def _copy_windows(connection: Connection, rows: list[tuple[object, ...]]) -> bool:
+    """COPY ``rows`` into ``telemetry_window`` under a savepoint; False (and nothing written) when
+    the database or the driver refused a row: a window stored before (a unique violation: COPY
+    has no ``ON CONFLICT``), a value out of its column's range."""
+    savepoint = connection.begin_nested()
+    try:
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(_COPY_WINDOWS) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+    except (psycopg.Error, OverflowError):  # psycopg: an int past int4
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def _stored_datetime(dialect: Dialect) -> Callable[[datetime], object]:

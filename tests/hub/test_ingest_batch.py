@@ -250,3 +250,28 @@ def tele_window(device: str, co2: float) -> Telemetry:
         window_end=T0 + timedelta(seconds=10),
         points={"co2": stats(co2)},
     )
+
+
+def test_a_window_stored_before_and_sent_again_under_a_new_seq_keeps_its_first_values(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    """A resent window is not a failure: the batch stays set-based (PostgreSQL's COPY, which has
+    no ON CONFLICT, gives way to the conflict-tolerant insert) and its other windows are stored."""
+    worker.process(*tele(seq=1, points={"co2": stats(500)}, **at(0)))
+    batch = [
+        tele(seq=1, points={"co2": stats(999)}, epoch="replaced", **at(0)),  # a new outbox
+        tele(seq=2, points={"co2": stats(510)}, epoch="replaced", **at(1)),
+        tele(seq=3, points={"co2": stats(777)}, epoch="replaced", **at(1)),  # twice in the batch
+    ]
+
+    outcomes = worker.process_batch(batch)
+
+    assert [o.status for o in outcomes] == [A, A, A]
+    assert worker.replayed_batches == 0
+    with sessions() as session:
+        stored = session.execute(
+            select(TelemetryWindow.window_start, TelemetryWindow.mean).order_by(
+                TelemetryWindow.window_start
+            )
+        ).all()
+    assert [mean for _, mean in stored] == [500, 510]

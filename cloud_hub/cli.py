@@ -127,6 +127,7 @@ def serve(
         development=development,
         api=api,
     )
+    _require_current_schema(settings.database_url)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -160,9 +161,8 @@ def ingest_command(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _require_current_schema(settings.database_url)
     engine = make_engine(settings.database_url)
-    if engine.dialect.name == "sqlite":
-        schema.migrate(engine)
     influx = sink_for(settings.influx)
     worker = IngestWorker(
         make_sessionmaker(engine), window_sink=influx.offer if influx is not None else None
@@ -179,6 +179,23 @@ def ingest_command(
     finally:
         if influx is not None:
             influx.close()
+        engine.dispose()
+
+
+def _require_current_schema(database_url: str) -> None:
+    """Exit 1 with one line naming the fix unless the database is at the newest schema revision
+    (SQLite is migrated there first: the zero set-up default)."""
+    engine = make_engine(database_url)
+    try:
+        schema.require_head(engine)
+    except schema.SchemaMismatch as exc:
+        console.print(f"[red]hub not started[/red]: {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        reason = str(exc).splitlines()[0]
+        console.print(f"[red]hub not started[/red]: database unavailable: {reason}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
         engine.dispose()
 
 

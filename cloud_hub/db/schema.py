@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, MetaData, inspect
 
 BASELINE = "0001"
@@ -53,6 +54,54 @@ def head() -> str:
 
 def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
+
+
+class SchemaMismatch(Exception):
+    """The database is not at the revision this code needs; the message names the fix."""
+
+    def __init__(self, message: str, *, behind: bool) -> None:
+        super().__init__(message)
+        self.behind = behind  # ``campus hub migrate`` brings it to the head
+
+
+def mismatch(engine: Engine) -> SchemaMismatch | None:
+    """Why the database is not at the newest revision, or None when it is."""
+    with engine.connect() as connection:
+        found = current(connection)
+    needed = head()
+    if found == needed:
+        return None
+    if found is None:
+        return SchemaMismatch(
+            f"the database has no hub schema revision (empty, or made before migrations), this"
+            f" hub needs {needed}: run `campus hub migrate` first",
+            behind=True,
+        )
+    try:
+        ScriptDirectory(str(_MIGRATIONS)).get_revision(found)
+    except CommandError:
+        return SchemaMismatch(
+            f"the database is at schema revision {found}, which this hub does not know (a newer"
+            f" release migrated it; this one needs {needed}): run that release or a newer one",
+            behind=False,
+        )
+    return SchemaMismatch(
+        f"the database is at schema revision {found}, this hub needs {needed}: run"
+        " `campus hub migrate` first",
+        behind=True,
+    )
+
+
+def require_head(engine: Engine) -> None:
+    """Raise ``SchemaMismatch`` unless the database is at the newest revision. SQLite (the
+    embedded, zero set-up default) is migrated there first; PostgreSQL is migrated only by
+    ``campus hub migrate``, never by a starting hub."""
+    problem = mismatch(engine)
+    if problem is not None and problem.behind and engine.dialect.name == "sqlite":
+        migrate(engine)
+        problem = mismatch(engine)
+    if problem is not None:
+        raise problem
 
 
 def create_current(engine: Engine) -> None:

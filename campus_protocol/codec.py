@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, StrictInt, ValidationError
 
 from campus_protocol.envelope import PROTOCOL_VERSION, Envelope
 from campus_protocol.errors import (
@@ -16,7 +16,7 @@ from campus_protocol.errors import (
     TooLarge,
     UnsupportedVersion,
 )
-from campus_protocol.messages import Body, MessageKind, body_model
+from campus_protocol.messages import Body, MessageKind, TelemetryBatch, body_model
 from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -61,10 +61,15 @@ def encode_stored(
     if not required <= body.keys() <= fields.keys():
         raise MalformedPayload(
             f"stored {kind.value} body has fields {sorted(body)[:8]}, its model"
-            f" needs {sorted(required)}", reason="invalid_body",
+            f" needs {sorted(required)}",
+            reason="invalid_body",
         )
     header = Envelope(
-        node=node, epoch=epoch, seq=seq, sent_at=sent_at or datetime.now(UTC), kind=kind,
+        node=node,
+        epoch=epoch,
+        seq=seq,
+        sent_at=sent_at or datetime.now(UTC),
+        kind=kind,
         body=_NO_BODY,
     )
     head = orjson.dumps(header.model_dump(mode="json", exclude={"body"}))
@@ -74,15 +79,50 @@ def encode_stored(
     return data
 
 
+class _BatchEnvelope(Envelope):
+    """An envelope carrying a ``TelemetryBatch``, validated straight from the JSON bytes: the
+    envelope's own rules, with ``v`` required and strict as ``decode`` checks it."""
+
+    v: Annotated[StrictInt, Field(ge=PROTOCOL_VERSION, le=PROTOCOL_VERSION)]
+    kind: Literal[MessageKind.TELEMETRY]
+    body: TelemetryBatch
+
+
 def decode(
     payload: bytes,
     *,
     topic: ParsedTopic | None = None,
     max_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Envelope:
-    """Parse and validate ``payload``. When ``topic`` is given, node and kind must agree with it."""
+    """Parse and validate ``payload``. When ``topic`` is given, node and kind must agree with it.
+
+    A telemetry batch (the hub's bulk of messages) is first validated by pydantic straight from
+    the bytes, which costs half as much as JSON to dicts to models; anything that fails there
+    (or is of another shape) takes the step-by-step path, which says what is wrong."""
     if len(payload) > max_bytes:
         raise TooLarge(f"payload is {len(payload)} bytes, bound is {max_bytes}")
+    envelope = _decode_batch(payload) if b'"windows"' in payload else None
+    if envelope is None:
+        envelope = _decode_steps(payload)
+    if topic is not None:
+        if topic.node != envelope.node:
+            raise NodeMismatch(f"topic node {topic.node!r} != envelope node {envelope.node!r}")
+        if topic.kind != envelope.kind:
+            kind = envelope.kind.value
+            raise KindMismatch(f"topic kind {topic.kind.value!r} != envelope kind {kind!r}")
+    return envelope
+
+
+def _decode_batch(payload: bytes) -> Envelope | None:
+    """The envelope when ``payload`` is a valid telemetry batch, else None."""
+    try:
+        batch = _BatchEnvelope.model_validate_json(payload)
+    except ValidationError:
+        return None
+    return Envelope.model_construct(**dict(batch))
+
+
+def _decode_steps(payload: bytes) -> Envelope:
     try:
         raw: Any = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -103,15 +143,9 @@ def decode(
     except ValidationError as exc:
         raise MalformedPayload(_first_error(exc, "body"), reason="invalid_body") from None
     try:
-        envelope = Envelope.model_validate({**raw, "kind": kind, "body": body})
+        return Envelope.model_validate({**raw, "kind": kind, "body": body})
     except ValidationError as exc:
         raise MalformedPayload(_first_error(exc, "envelope")) from None
-    if topic is not None:
-        if topic.node != envelope.node:
-            raise NodeMismatch(f"topic node {topic.node!r} != envelope node {envelope.node!r}")
-        if topic.kind != envelope.kind:
-            raise KindMismatch(f"topic kind {topic.kind.value!r} != envelope kind {kind.value!r}")
-    return envelope
 
 
 def _preview(value: Any) -> str:

@@ -44,7 +44,7 @@ from cloud_hub.db.alerts import AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource
 from cloud_hub.db.telemetry import TelemetryRows
-from cloud_hub.ingest import dedupe
+from cloud_hub.ingest import collector, dedupe
 from cloud_hub.ingest.checks import (
     IngestLimits,
     check_device_budget,
@@ -168,7 +168,10 @@ class IngestWorker:
         and rejected. When the database itself fails (unavailable,
         locked, commit failed) nothing is stored and every decoded message is kept.
         """
-        now = now or datetime.now(UTC)
+        with collector.paused():
+            return self._process_batch(messages, now or datetime.now(UTC))
+
+    def _process_batch(self, messages: Sequence[tuple[str, bytes]], now: datetime) -> list[Outcome]:
         results: dict[int, tuple[Outcome, str]] = {}  # by position: outcome, error counter stage
         decoded: list[_Decoded] = []
         for index, (topic, payload) in enumerate(messages):
@@ -372,7 +375,9 @@ class IngestWorker:
     ) -> int:
         """The device's id: cached, else looked up, else registered from the message."""
         key = (node, body.device)
-        device_id = view.devices.get(key)
+        device_id = self._device_ids.get(key)  # committed: a plain dict is the fast way first
+        if device_id is None:
+            device_id = view.devices.get(key)
         if device_id is None:
             device_id = devices.device_id(session, gateway_id=node, key=body.device)
             if device_id is None:

@@ -54,6 +54,11 @@ class TelemetryRows:
         return len(self.windows)
 
     @property
+    def newest(self) -> dict[int, datetime]:
+        """The end of each device's newest window gathered."""
+        return self._device_newest
+
+    @property
     def latest(self) -> list[tuple[object, ...]]:
         """The latest value per (device, point), in ``LATEST_COLUMNS`` order."""
         return [(r[0], r[3], r[8], r[9], r[2]) for _, r in self._latest.values()]

@@ -148,6 +148,7 @@ class IngestWorker:
         self._gateways: dict[str, bool] = {}
         self._skipped: list[Rejected] = []  # windows skipped by the batch being stored
         self._stored: list[tuple[str, Telemetry]] = []  # windows for the sink, once committed
+        self._not_future: set[datetime] = set()  # window ends checked in this batch
         self.replayed_batches = 0  # optimistic passes that fell back to a savepoint per message
 
     # -- messages ------------------------------------------------------------------------------
@@ -225,6 +226,7 @@ class IngestWorker:
     def _begin(self, session: Session, batch: Sequence[_Decoded]) -> BatchView:
         session.connection(execution_options=WRITER)
         self._skipped, self._stored = [], []
+        self._not_future = set()
         active = alerts.active_alert_keys(session, gateway_ids=self._alerting_nodes(batch))
         return BatchView(devices=self._device_ids, gateways=self._gateways, active_alerts=active)
 
@@ -250,7 +252,7 @@ class IngestWorker:
                     self._store(session, view, envelope, now, rows)
                 status = OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE
                 results[item.index] = (Outcome(status, envelope.kind.value), "processing")
-            rows.write(session)
+            self._write(session, view, rows)
             devices.advance_seen(session, newest=view.newest)
         view.release()
         self._committed(view)
@@ -267,6 +269,13 @@ class IngestWorker:
             devices.advance_seen(session, newest=view.newest)
         self._committed(view)
         return results
+
+    @staticmethod
+    def _write(session: Session, view: BatchView, rows: TelemetryRows) -> None:
+        """Write the gathered windows; the view learns each device's newest one."""
+        for device_id, end in rows.newest.items():
+            view.saw_window(device_id, end)
+        rows.write(session)
 
     def _committed(self, view: BatchView) -> None:
         view.commit()
@@ -310,7 +319,7 @@ class IngestWorker:
                 if fresh:
                     rows = TelemetryRows.of(session)
                     self._store(session, view, envelope, now, rows)
-                    rows.write(session)
+                    self._write(session, view, rows)
         except Rejected as exc:
             view.rollback()
             del self._skipped[skipped:], self._stored[stored:]
@@ -376,8 +385,9 @@ class IngestWorker:
         """The device's id: cached, else looked up, else registered from the message."""
         key = (node, body.device)
         device_id = self._device_ids.get(key)  # committed: a plain dict is the fast way first
-        if device_id is None:
-            device_id = view.devices.get(key)
+        if device_id is not None:
+            return device_id
+        device_id = view.devices.get(key)
         if device_id is None:
             device_id = devices.device_id(session, gateway_id=node, key=body.device)
             if device_id is None:
@@ -403,7 +413,10 @@ class IngestWorker:
         now: datetime,
         rows: TelemetryRows,
     ) -> None:
-        check_not_future(body.window_end, now, self.limits, what=f"{body.device} window end")
+        end = body.window_end
+        if end not in self._not_future:  # the windows of a message mostly share their times
+            check_not_future(end, now, self.limits, what=f"{body.device} window end")
+            self._not_future.add(end)
         profile = self.profiles.get(body.profile)
         if profile is None:
             raise Rejected(
@@ -413,7 +426,6 @@ class IngestWorker:
         rows.add(device_id=device_id, telemetry=body)
         if self._window_sink is not None:
             self._stored.append((node, body))
-        view.saw_window(device_id, body.window_end)
         self._evaluate_rules(session, view, node, profile, body)
 
     def _store_telemetry_batch(

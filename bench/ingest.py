@@ -8,7 +8,9 @@ them), writing to one database. The limit is the same window rows written with p
 ``executemany`` per batch and one commit per batch, no decoding, no dedupe, no latest values; on
 PostgreSQL also one binary ``COPY`` per batch (what the workers use there). Every figure is the
 best of ``--repeat`` runs, the limits' runs interleaved with the workers' (the machine is shared:
-a quiet moment favours neither side).
+a quiet moment favours neither side). CPU-µs/point counts the client processes and, on
+PostgreSQL, their server backends (read from /proc); "one core's worth" is 10^6 / that: the rate
+one worker reaches on a machine where nothing else runs and client and server take turns.
 
     .venv/bin/python bench/ingest.py [--messages 600] [--windows 20] [--batch 50] [--repeat 3]
 """
@@ -49,7 +51,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 Message = tuple[str, bytes]
-Rate = tuple[float, float]  # points/s (wall), client CPU-µs per point
+Rate = tuple[float, float]  # points/s (wall), CPU-µs per point (client + PostgreSQL backend)
 LimitRow = tuple[int, str, str, str, float]
 
 
@@ -88,15 +90,29 @@ def batches(items: list[Message], size: int) -> list[list[Message]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def server_cpu(backend: int | None) -> float:
+    """CPU seconds used so far by the PostgreSQL backend process ``backend`` (0 for SQLite: its
+    work is done in the client process and counted there)."""
+    if backend is None:
+        return 0.0
+    fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def _run_worker(url: str, work: list[list[Message]]) -> tuple[int, float, float, float]:
-    """Store ``work`` batch by batch; returns (accepted, CPU seconds of this process, start and
-    end of its loop on the system-wide monotonic clock): process start-up is not counted."""
+    """Store ``work`` batch by batch; returns (accepted, CPU seconds of this process and of its
+    database backend, start and end of its loop on the system-wide monotonic clock): process
+    start-up is not counted."""
     engine = make_engine(url)
     worker = IngestWorker(make_sessionmaker(engine))
-    cpu, started = time.process_time(), time.perf_counter()
+    backend = None  # one batch at a time: the pool keeps using this one connection
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            backend = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    cpu, started = time.process_time() + server_cpu(backend), time.perf_counter()
     for batch in work:
         worker.process_batch(batch)
-    cpu, ended = time.process_time() - cpu, time.perf_counter()
+    cpu, ended = time.process_time() + server_cpu(backend) - cpu, time.perf_counter()
     engine.dispose()
     assert worker.rejected == 0 and worker.replayed_batches == 0, worker.rejections
     return worker.accepted, cpu, started, ended
@@ -168,18 +184,19 @@ def copy_rows(cur: psycopg.Cursor[Any], table: str, rows: list[LimitRow]) -> Non
 def postgres_limit(
     shape: Shape, write: Callable[[psycopg.Cursor[Any], str, list[LimitRow]], None]
 ) -> Rate:
-    """Plain psycopg: ``write`` and one commit per batch; points/s and CPU µs per point (of this
-    client only: the server's CPU is not counted, for the limit nor the workers)."""
+    """Plain psycopg: ``write`` and one commit per batch; points/s and CPU µs per point (this
+    client's and its server backend's, as for the workers)."""
     with psycopg.connect(POSTGRES_ADMIN) as db:
         table = f"bench_{uuid.uuid4().hex[:8]}"
         db.execute(f"CREATE TABLE {table} {LIMIT_TABLE}")
         db.commit()
-        work = list(_rows(shape))
-        started, cpu = time.perf_counter(), time.process_time()
+        work, backend = list(_rows(shape)), db.info.backend_pid
+        started, cpu = time.perf_counter(), time.process_time() + server_cpu(backend)
         for rows in work:
             with db.transaction(), db.cursor() as cur:
                 write(cur, table, rows)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() + server_cpu(backend) - cpu
         db.execute(f"DROP TABLE {table}")
         db.commit()
     return shape.points / elapsed, cpu * 1e6 / shape.points
@@ -234,7 +251,8 @@ def report(store: str, shape: Shape, rates: dict[str, Rate]) -> None:
     for workers in ("1", "2"):
         rate, cpu = rates[workers]
         line = (f"{store:<10} | {workers} worker(s), {label:<44} | "
-                f"{rate:8,.0f} points/s, {cpu:5.2f} CPU-µs/point")  # fmt: skip
+                f"{rate:8,.0f} points/s, {cpu:5.2f} CPU-µs/point "
+                f"(one core's worth: {1e6 / cpu:7,.0f} points/s)")  # fmt: skip
         for name, (limit_rate, limit_cpu) in limits.items():
             line += (f" | {name} {limit_rate:8,.0f} points/s, {limit_cpu:5.2f} CPU-µs/point: "
                      f"ratio wall {rate / limit_rate:.2f}, CPU {limit_cpu / cpu:.2f}")  # fmt: skip

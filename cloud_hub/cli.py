@@ -218,12 +218,12 @@ def migrate(
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
     if migrated.before == migrated.after:
-        console.print(f"{where}: already at revision {migrated.after}")
+        console.print(f"{where}: already at revision {migrated.after}", soft_wrap=True)
         return
     start = migrated.before or "empty database"
     if migrated.adopted:
         start = f"database made before migrations (adopted at {schema.BASELINE})"
-    console.print(f"{where}: {start} -> revision {migrated.after}")
+    console.print(f"{where}: {start} -> revision {migrated.after}", soft_wrap=True)
 
 
 @app.command()

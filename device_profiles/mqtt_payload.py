@@ -6,6 +6,10 @@ Each point is found by its dotted path (``a.b``, ``a.list[0].c``, a leading ``$.
 the point's table. A missing path, a value of the wrong JSON type, an unknown enum string or a
 non-finite number puts the point in ``invalid``; only a payload that is not a JSON object fails
 as a whole.
+
+Set commands (profiles with ``mqtt.command``) use the same paths and encodings, for the writable
+points only: ``encode_mqtt_command`` builds one for the agent, ``decode_mqtt_command`` reads it
+back in the simulator.
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ def decode_mqtt_payload(mapping: MqttMapping, payload: bytes) -> DecodedValues:
     except orjson.JSONDecodeError as exc:
         raise PayloadError(str(exc), reason="invalid_json") from None
     if not isinstance(document, dict):
-        raise PayloadError(f"expected a JSON object, got {type(document).__name__}",
-                           reason="not_object")
+        raise PayloadError(
+            f"expected a JSON object, got {type(document).__name__}", reason="not_object"
+        )
     result = DecodedValues()
     for point in mapping.points:
         raw = _lookup(document, point.path)
@@ -98,8 +103,11 @@ def _encode_point(point: MqttPoint, value: float) -> Any:
     return (value - point.offset) / point.scale
 
 
-def encode_mqtt_payload(mapping: MqttMapping, values: dict[str, float]) -> bytes:
-    """Build the nested JSON a device publishes for ``values`` (a subset of the points)."""
+def encode_mqtt_payload(
+    mapping: MqttMapping, values: dict[str, float], *, whole_as_int: bool = False
+) -> bytes:
+    """Build the nested JSON a device publishes for ``values`` (a subset of the points);
+    ``whole_as_int`` writes whole numbers as JSON integers (``128``, not ``128.0``)."""
     points = {p.name: p for p in mapping.points}
     unknown = sorted(set(values) - set(points))
     if unknown:
@@ -118,5 +126,27 @@ def encode_mqtt_payload(mapping: MqttMapping, values: dict[str, float]) -> bytes
             node = child
         if isinstance(node.get(leaf), dict):
             raise EncodeError(f"{name}: path {point.path!r} is an object of other points")
-        node[leaf] = _encode_point(point, value)
+        encoded = _encode_point(point, value)
+        if whole_as_int and isinstance(encoded, float) and encoded.is_integer():
+            encoded = int(encoded)
+        node[leaf] = encoded
     return orjson.dumps(document)
+
+
+def encode_mqtt_command(mapping: MqttMapping, values: dict[str, float]) -> bytes:
+    """The set command a device takes for ``values`` of its writable points, e.g.
+    ``{"brightness": 128}`` or ``{"state": "ON"}``."""
+    read_only = sorted(
+        n for n in values if not any(p.name == n and p.writable for p in mapping.points)
+    )
+    if read_only:
+        raise EncodeError(f"points {read_only} are not writable")
+    return encode_mqtt_payload(mapping, values, whole_as_int=True)
+
+
+def decode_mqtt_command(mapping: MqttMapping, payload: bytes) -> dict[str, float]:
+    """The writable points a set command gives a value (others, and unreadable values, ignored);
+    raises ``PayloadError`` when it is not a JSON object."""
+    decoded = decode_mqtt_payload(mapping, payload)
+    writable = {p.name for p in mapping.points if p.writable}
+    return {name: value for name, value in decoded.values.items() if name in writable}

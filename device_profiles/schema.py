@@ -282,6 +282,7 @@ class MqttPoint(Strict):
     unit: str = ""
     source_unit: str | None = None  # the payload's unit, converted to ``unit`` (units.py)
     report: ReportMode = ReportMode.WINDOW
+    writable: bool = False  # a command may set it: ``{<path>: <value>}`` on the command topic
     description: str = ""
 
     @model_validator(mode="after")
@@ -304,12 +305,47 @@ class MqttPoint(Strict):
         return self
 
 
-class MqttMapping(Strict):
-    """A device that publishes JSON on the site broker under ``<device topic>/<suffix>``."""
+def _below(base: str, suffix: str) -> str:
+    """``<base>/<suffix>``, or ``base`` itself when the suffix is empty."""
+    return f"{base.rstrip('/')}/{suffix}" if suffix else base.rstrip("/")
 
-    topic_suffix: str = Field(default="status", pattern=r"^[A-Za-z0-9_/-]+$")
+
+class MqttCommand(Strict):
+    """How a device takes set commands: a JSON object ``{<point path>: <value>}`` published QoS 1
+    on ``<device topic>/<topic_suffix>`` (the ``.../set`` convention of Zigbee2MQTT and
+    Home Assistant's MQTT lights). The device confirms by publishing its state: a write counts as
+    read back when a state report shows the value within ``confirm_timeout_s``."""
+
+    topic_suffix: str = Field(default="set", pattern=r"^[A-Za-z0-9_/-]+$")
+    confirm_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class MqttMapping(Strict):
+    """A device that publishes JSON on the site broker under ``<device topic>/<suffix>`` (on the
+    device topic itself when ``topic_suffix`` is empty, as Zigbee2MQTT does)."""
+
+    topic_suffix: str = Field(default="status", pattern=r"^[A-Za-z0-9_/-]*$")
     expected_interval_s: float = Field(default=10.0, gt=0)  # offline after 3 silent intervals
+    command: MqttCommand | None = None  # needed exactly when a point is writable
     points: list[MqttPoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _commands_need_writable_points(self) -> MqttMapping:
+        writable = [p.name for p in self.points if p.writable]
+        if writable and self.command is None:
+            raise ValueError(f"command: required with writable points ({', '.join(writable)})")
+        if self.command is not None and not writable:
+            raise ValueError("command: no point is writable (mark one writable: true)")
+        return self
+
+    def state_topic(self, device_topic: str) -> str:
+        """Where a device with base topic ``device_topic`` publishes its state."""
+        return _below(device_topic, self.topic_suffix)
+
+    def command_topic(self, device_topic: str) -> str:
+        """Where that device takes set commands (only for mappings with ``command``)."""
+        assert self.command is not None
+        return _below(device_topic, self.command.topic_suffix)
 
 
 class Profile(Strict):
@@ -362,7 +398,8 @@ class Profile(Strict):
     def writable_points(self) -> list[str]:
         if self.modbus is not None:
             return [p.name for p in self.modbus.points if p.writable]
-        return []
+        assert self.mqtt is not None
+        return [p.name for p in self.mqtt.points if p.writable]
 
     def points_reporting(self, mode: ReportMode) -> frozenset[str]:
         """Names of the points whose ``report`` is ``mode``."""

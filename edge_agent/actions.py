@@ -2,8 +2,9 @@
 
 Every write goes through ``ActionRunner``: it checks the request against the device's profile
 (a named action, or a writable point within its ``writes:`` limits), writes through a
-``DeviceIO`` (for Modbus the device's coordinator, so writes are serialised with polling),
-reads the device back and compares, retries a bounded number of times, and appends an audit
+``DeviceIO`` (for Modbus the device's coordinator, so writes are serialised with polling; for
+MQTT a set command on the site broker), reads the device back and compares (a fresh poll, or the
+state report that confirms the command), retries a bounded number of times, and appends an audit
 record with the result. One request at a time per device.
 
 Interlocks for automatic (rule-triggered) actions: an action runs once when its rule raises and
@@ -48,11 +49,17 @@ class WriteAttempt:
 
 
 class DeviceIO(Protocol):
-    """Writes one point and reads a device afresh; implemented per protocol."""
+    """Writes one point and reads a device back; implemented per protocol."""
 
     async def write_point(self, device: str, point: str, value: float) -> WriteAttempt: ...
 
-    async def read(self, device: str) -> dict[str, float]: ...
+    async def read_back(
+        self, device: str, confirms: Callable[[Mapping[str, float]], bool]
+    ) -> dict[str, float]:
+        """The device's values after a write: a fresh poll, or (a device that reports rather
+        than being polled) its reports until one ``confirms`` the write or a timeout; raises
+        ``OSError`` when the device cannot be read."""
+        ...
 
 
 class WriteRefused(ValueError):
@@ -196,17 +203,14 @@ class ActionRunner:
                 detail = failed
                 continue
             try:
-                values = await self.io.read(device)
-            except Exception as exc:  # the read-back poll failed: count it as a failed attempt
+                values = await self.io.read_back(
+                    device, lambda got: not self._mismatches(device, plan, got)
+                )
+            except Exception as exc:  # the read-back failed: count it as a failed attempt
                 detail = f"{device}: read-back failed: {exc}"
                 continue
-            mismatches = []
-            for check in plan.verify:
-                got = values.get(check.point)
-                if got is not None and check.point == plan.verify[0].point:
-                    readback = got
-                if got is None or not self._same(device, check, got):
-                    mismatches.append(f"{check.point} reads {got} (wanted {check.value:g})")
+            readback = values.get(plan.verify[0].point, readback)
+            mismatches = self._mismatches(device, plan, values)
             if not mismatches:
                 return ActionResult(
                     CommandStatus.SUCCEEDED,
@@ -220,6 +224,15 @@ class ActionRunner:
         return ActionResult(
             CommandStatus.FAILED, detail, plan.target, plan.value, readback, retries + 1
         )
+
+    def _mismatches(self, device: str, plan: _Plan, values: Mapping[str, float]) -> list[str]:
+        """What the values read back say against the plan's checks (empty: confirmed)."""
+        wrong = []
+        for check in plan.verify:
+            got = values.get(check.point)
+            if got is None or not self._same(device, check, got):
+                wrong.append(f"{check.point} reads {got} (wanted {check.value:g})")
+        return wrong
 
     def _same(self, device: str, check: PointWrite, got: float) -> bool:
         profile = self._profile(device)

@@ -22,12 +22,13 @@ from importlib.metadata import PackageNotFoundError, version
 from campus_config import ConfigError
 from campus_protocol.messages import Body, CommandResult, Health, MessageKind, OutboxHealth
 from device_profiles.schema import Profile
-from edge_agent.actions import ActionRunner
+from edge_agent.actions import ActionRunner, DeviceIO
 from edge_agent.aggregate import WindowAggregator, device_meta, pack_windows
 from edge_agent.commands import CommandHandler
-from edge_agent.device_io import ModbusDeviceIO
+from edge_agent.device_io import ModbusDeviceIO, RoutedDeviceIO
 from edge_agent.health import WINDOWS_ENQUEUED
 from edge_agent.local_actions import LocalActions
+from edge_agent.mqtt_device_io import MqttDeviceIO, mqtt_targets
 from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
 from edge_agent.rules.setup import check_rules, rule_devices
@@ -78,10 +79,33 @@ def build_sources(
     mqtt = None
     if mqtt_devices or groups:
         mqtt = MqttSiteSource(
-            settings.site_broker, mqtt_devices, groups=groups, on_new_device=on_new_device,
+            settings.site_broker,
+            mqtt_devices,
+            groups=groups,
+            on_new_device=on_new_device,
             clock=clock,
         )
     return ModbusSource(coordinators) if coordinators else None, mqtt
+
+
+def device_io(
+    settings: AgentSettings,
+    profiles: Mapping[str, Profile],
+    modbus: ModbusSource | None,
+    mqtt: MqttSiteSource | None,
+) -> RoutedDeviceIO:
+    """Writes to each device by its protocol: Modbus through its coordinator, MQTT as set
+    commands on the site source's connection, confirmed by the state reports it hears."""
+    routes: dict[str, DeviceIO] = {}
+    if modbus is not None:
+        modbus_io = ModbusDeviceIO({c.device_id: c for c in modbus.coordinators})
+        routes.update(dict.fromkeys(modbus_io.coordinators, modbus_io))
+    if mqtt is not None:
+        devices = [(d, profiles[d.profile]) for d in settings.devices if d.mqtt is not None]
+        mqtt_io = MqttDeviceIO(mqtt, mqtt_targets(devices))
+        mqtt.on_report = mqtt_io.observe
+        routes.update(dict.fromkeys(mqtt_io.targets, mqtt_io))
+    return RoutedDeviceIO(routes)
 
 
 class Agent:
@@ -111,10 +135,7 @@ class Agent:
         self.latest: dict[str, Reading] = {}  # each device's newest reading, for the status page
         self.aggregator = WindowAggregator(
             settings.window_s,
-            {
-                d.id: device_meta(d.profile, d.room, profiles[d.profile])
-                for d in settings.devices
-            },
+            {d.id: device_meta(d.profile, d.room, profiles[d.profile]) for d in settings.devices},
         )
         self.outbox = Outbox.open_or_replace(
             settings.data_dir / OUTBOX_FILE,
@@ -135,9 +156,8 @@ class Agent:
             self.outbox.close()
             raise ConfigError(str(exc)) from None
         self.events_enqueued = 0
-        coordinators = {c.device_id: c for c in modbus.coordinators} if modbus else {}
         self.actions = ActionRunner(
-            io=ModbusDeviceIO(coordinators),
+            io=device_io(settings, profiles, modbus, mqtt),
             profiles={d.id: profiles[d.profile] for d in settings.devices},
             store=self.rule_store,
             manual_hold_s=settings.manual_hold_s,

@@ -244,7 +244,7 @@ def validate(config: ConfigOption, profiles: ProfilesOption = None) -> None:
             cadence = f"{device.modbus.poll_interval_s or profile.modbus.poll_interval_s:g} s"
         else:
             assert device.mqtt is not None and profile.mqtt is not None
-            endpoint = f"mqtt {device.mqtt.topic}/{profile.mqtt.topic_suffix}"
+            endpoint = f"mqtt {profile.mqtt.state_topic(device.mqtt.topic)}"
             cadence = f"{profile.mqtt.expected_interval_s:g} s"
         table.add_row(
             device.id, profile.id, device.room, endpoint, cadence, str(len(profile.point_names))

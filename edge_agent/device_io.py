@@ -1,11 +1,12 @@
 """``DeviceIO`` over the agent's sources: Modbus writes go through each device's coordinator
-(``write_point``, serialised with its polling), read-backs are a fresh poll of the device."""
+(``write_point``, serialised with its polling), read-backs are a fresh poll of the device;
+``RoutedDeviceIO`` sends each device to the IO of its protocol (MQTT: ``mqtt_device_io``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from edge_agent.actions import WriteAttempt
+from edge_agent.actions import DeviceIO, WriteAttempt
 from edge_agent.sources.modbus import DeviceCoordinator, ModbusSourceError
 
 
@@ -33,9 +34,35 @@ class ModbusDeviceIO:
         result = await coordinator.write_point(point, value)
         return WriteAttempt(ok=result.ok, detail=result.detail, read_back=result.read_back)
 
-    async def read(self, device: str) -> dict[str, float]:
+    async def read_back(
+        self, device: str, confirms: Callable[[Mapping[str, float]], bool]
+    ) -> dict[str, float]:
+        """One fresh poll (a polled device's values do not change while waiting)."""
         try:
             reading = await self._coordinator(device).refresh()
         except ModbusSourceError as exc:
             raise OSError(str(exc)) from exc
         return dict(reading.values)
+
+
+class RoutedDeviceIO:
+    """Each device's writes and read-backs through the IO of its protocol."""
+
+    def __init__(self, routes: Mapping[str, DeviceIO]) -> None:
+        self.routes = dict(routes)
+
+    async def write_point(self, device: str, point: str, value: float) -> WriteAttempt:
+        io = self.routes.get(device)
+        if io is None:
+            return WriteAttempt(
+                ok=False, detail=f"{device}: no writable connection on this gateway"
+            )
+        return await io.write_point(device, point, value)
+
+    async def read_back(
+        self, device: str, confirms: Callable[[Mapping[str, float]], bool]
+    ) -> dict[str, float]:
+        io = self.routes.get(device)
+        if io is None:
+            raise OSError(f"{device}: no connection on this gateway")
+        return await io.read_back(device, confirms)

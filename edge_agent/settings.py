@@ -98,6 +98,8 @@ class ModbusEndpoint(Section):
 
 class MqttDeviceEndpoint(Section):
     topic: str = Field(pattern=r"^[A-Za-z0-9_/-]+$")  # the device's base topic on the site broker
+    # how long a set command waits for the state report confirming it (default: the profile's)
+    confirm_timeout_s: float | None = Field(default=None, gt=0, le=60)
 
 
 class MqttDeviceGroup(Section):
@@ -121,8 +123,11 @@ class MqttDeviceGroup(Section):
             raise ValueError("topic: needs one {device} level, e.g. sensors/{device}/data")
         if levels.count("{room}") > 1 or (("{room}" in levels) == (self.room is not None)):
             raise ValueError("room: give a fixed room or one {room} level in topic, not both")
-        odd = [lv for lv in levels if ("{" in lv or "}" in lv or "+" in lv)
-               and lv not in ("{device}", "{room}", "+")]
+        odd = [
+            lv
+            for lv in levels
+            if ("{" in lv or "}" in lv or "+" in lv) and lv not in ("{device}", "{room}", "+")
+        ]
         if odd:
             raise ValueError(f"topic: level {odd[0]!r} must be literal, + , {{device}} or {{room}}")
         return self

@@ -353,12 +353,26 @@ class SimulatedDevice:
         return values
 
     def write(self, point: str, value: float, now: datetime) -> None:
-        """A write to a writable point: the model follows, and so do fixed values it affects."""
+        """A write to a writable point: the model follows, and so do fixed values it affects.
+
+        Faults: ``ignore_writes`` drops it (counted); ``wrong_value`` applies a wrong value."""
         if point not in self.profile.point_names:
             raise UnknownPointError(f"{self.device_id}: no point {point!r}")
         self.writes += 1
+        kind = self.fault.kind if self.fault is not None else None
+        if kind is FaultKind.IGNORE_WRITES:
+            return
+        if kind is FaultKind.WRONG_VALUE:
+            value = misapplied(value)
         followers = self.model.write(point, value, now)
         for name in followers & self.fixed_values.keys():
             del self.fixed_values[name]
         if point not in followers:  # a writable point without a model: it keeps what was written
             self.fixed_values[point] = value
+
+
+def misapplied(value: float) -> float:
+    """What a ``wrong_value`` device applies: 0 and 1 swap (off and on), other values halve."""
+    if value in (0.0, 1.0):
+        return 1.0 - value
+    return float(round(value / 2))

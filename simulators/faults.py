@@ -11,6 +11,8 @@ class FaultKind(StrEnum):
     EXCEPTION = "exception"
     STUCK = "stuck"
     GARBAGE = "garbage"
+    IGNORE_WRITES = "ignore_writes"
+    WRONG_VALUE = "wrong_value"
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,12 @@ class FaultEffect:
 FAULTS: dict[FaultKind, FaultEffect] = {
     FaultKind.OFFLINE: FaultEffect(
         modbus="the unit stops answering: requests time out (other units keep answering)",
-        mqtt="the controller stops publishing",
+        mqtt="the device stops publishing and takes no commands",
     ),
     FaultKind.EXCEPTION: FaultEffect(
         modbus="every request gets a Modbus exception (code 2 illegal data address "
         "or 4 server device failure)",
-        mqtt="the controller reports recording state 'error'",
+        mqtt="enum points with an 'error' value report it (a recording controller's error state)",
     ),
     FaultKind.STUCK: FaultEffect(
         modbus="values freeze at the last reading; writes are accepted but change nothing seen",
@@ -39,6 +41,14 @@ FAULTS: dict[FaultKind, FaultEffect] = {
     FaultKind.GARBAGE: FaultEffect(
         modbus="read registers are random 16-bit words",
         mqtt="payloads are random bytes (not JSON)",
+    ),
+    FaultKind.IGNORE_WRITES: FaultEffect(
+        modbus="writes are acknowledged but not applied: read-backs show the old value",
+        mqtt="set commands are received but not applied: the state keeps the old value",
+    ),
+    FaultKind.WRONG_VALUE: FaultEffect(
+        modbus="writes are applied wrong: 0 and 1 swap, any other value is halved",
+        mqtt="set commands are applied wrong: 0 and 1 (OFF and ON) swap, other values halve",
     ),
 }
 

@@ -1,9 +1,14 @@
 """An MQTT device (e.g. a recording-room controller) publishing its profile's JSON on a site broker.
 
-It publishes ``encode_mqtt_payload(profile.mqtt, values)`` to ``<topic>/<topic_suffix>`` every
-``interval_s`` wall seconds at QoS 1, and reconnects (after ``reconnect_s``) when the broker goes
-away. Faults: ``offline`` publishes nothing, ``exception`` reports an error state, ``stuck``
-repeats frozen values, ``garbage`` sends random non-JSON bytes.
+It publishes ``encode_mqtt_payload(profile.mqtt, values)`` to its state topic
+(``<topic>/<topic_suffix>``) every ``interval_s`` wall seconds at QoS 1, and reconnects (after
+``reconnect_s``) when the broker goes away. A profile with ``mqtt.command`` also takes set
+commands on ``<topic>/<command suffix>`` (Zigbee2MQTT style: ``{"state": "ON", "brightness":
+128}``), applies the writable points they name and publishes its new state at once, as
+Zigbee2MQTT does after a set. Faults: ``offline`` publishes nothing and takes no commands,
+``exception`` reports an error state, ``stuck`` repeats frozen values, ``garbage`` sends random
+non-JSON bytes, ``ignore_writes`` takes commands without applying them, ``wrong_value`` applies
+them wrong.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 import aiomqtt
 import numpy as np
 
-from device_profiles.mqtt_payload import encode_mqtt_payload
+from device_profiles.errors import PayloadError
+from device_profiles.mqtt_payload import decode_mqtt_command, encode_mqtt_payload
 from device_profiles.schema import MqttMapping, MqttValueType
 from simulators.devices import SimulatedDevice
 from simulators.faults import FaultKind
@@ -43,13 +49,18 @@ class MqttDevicePublisher:
         self.device = device
         self.mapping: MqttMapping = device.profile.mqtt
         self.base_topic = topic
-        self.topic = f"{topic}/{self.mapping.topic_suffix}"
+        self.topic = self.mapping.state_topic(topic)
         self.host = host
         self.port = port
         self.clock = clock
         self.interval_s = interval_s if interval_s is not None else self.mapping.expected_interval_s
         self.reconnect_s = reconnect_s
+        self.command_topic = (
+            self.mapping.command_topic(topic) if self.mapping.command is not None else None
+        )
         self.published = 0  # payloads acknowledged by the broker (QoS 1)
+        self.commands = 0  # set commands received (applied or not)
+        self.malformed_commands = 0
         self.connects = 0
         self.last_payload: bytes | None = None
         self._rng = np.random.default_rng(device.seed)
@@ -82,16 +93,48 @@ class MqttDevicePublisher:
             try:
                 async with aiomqtt.Client(self.host, self.port) as client:
                     self.connects += 1
-                    while not self._stopping.is_set():
-                        payload = self.payload()
-                        if payload is not None:
-                            await client.publish(self.topic, payload, qos=1)
-                            self.published += 1
-                            self.last_payload = payload
-                        await self._pause(self.interval_s)
+                    if self.command_topic is not None:
+                        await client.subscribe(self.command_topic, qos=1)
+                    commands = asyncio.create_task(self._take_commands(client))
+                    try:
+                        while not self._stopping.is_set():
+                            await self._publish_state(client)
+                            await self._pause(self.interval_s)
+                    finally:
+                        commands.cancel()
+                        await asyncio.wait({commands})
             except aiomqtt.MqttError as exc:
                 log.info("%s: broker %s:%s lost (%s)", self.topic, self.host, self.port, exc)
                 await self._pause(self.reconnect_s)
+
+    async def _publish_state(self, client: aiomqtt.Client) -> None:
+        payload = self.payload()
+        if payload is not None:
+            await client.publish(self.topic, payload, qos=1)
+            self.published += 1
+            self.last_payload = payload
+
+    async def _take_commands(self, client: aiomqtt.Client) -> None:
+        """Apply each set command and publish the state it leaves (none while ``offline``)."""
+        async for message in client.messages:
+            if str(message.topic) != self.command_topic:
+                continue
+            self.commands += 1
+            fault = self.device.fault
+            if fault is not None and fault.kind is FaultKind.OFFLINE:
+                continue
+            payload = message.payload
+            try:
+                values = decode_mqtt_command(
+                    self.mapping, payload if isinstance(payload, bytes) else str(payload).encode()
+                )
+            except PayloadError:
+                self.malformed_commands += 1
+                continue
+            now = self.clock.now()
+            for point, value in values.items():
+                self.device.write(point, value, now)
+            await self._publish_state(client)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

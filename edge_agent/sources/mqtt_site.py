@@ -8,6 +8,9 @@ added the first time it publishes (``on_new_device`` tells the agent), up to the
 device id and a device past a group's limit are counted by reason and skipped, never fatal. A
 device is offline after ``3 x expected_interval_s`` without a good message (checked every second;
 the change is logged once each way).
+
+The same connection carries set commands to devices (``publish``, QoS 1), and ``on_report`` hears
+every decoded state report, which is how a command is confirmed (``MqttDeviceIO``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import aiomqtt
 
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from device_profiles.errors import PayloadError
@@ -35,6 +40,10 @@ SILENT_INTERVALS = 3
 
 class DeviceSilent(Exception):
     """No good message from an MQTT device for ``3 x expected_interval_s``."""
+
+
+class SiteBrokerDown(ConnectionError):
+    """A publish to the site broker could not be made or was not acknowledged."""
 
 
 @dataclass
@@ -85,7 +94,7 @@ class MqttSiteSource:
         for device, profile in devices:
             if device.mqtt is None or profile.mqtt is None:
                 raise ValueError(f"{device.id}: MqttSiteSource needs an mqtt device and profile")
-            topic = f"{device.mqtt.topic.rstrip('/')}/{profile.mqtt.topic_suffix}"
+            topic = profile.mqtt.state_topic(device.mqtt.topic)
             state = DeviceState(
                 device=device.id,
                 profile=profile.id,
@@ -98,6 +107,8 @@ class MqttSiteSource:
         self._device_topics = list(self._by_topic)  # configured; group members come later
         self._groups = [_Group(g, p, g.topic.split("/")) for g, p in groups]
         self._on_new_device = on_new_device
+        self.on_report: Callable[[Reading], None] | None = None  # every decoded state report
+        self._client: aiomqtt.Client | None = None  # while connected
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -148,7 +159,22 @@ class MqttSiteSource:
         state.consecutive_failures = 0
         state.last_exception = None
         SOURCE_READINGS.labels(PROTOCOL).inc()
-        emit(Reading(device=state.device, values=decoded.values, at=now))
+        reading = Reading(device=state.device, values=decoded.values, at=now)
+        emit(reading)
+        if self.on_report is not None:
+            self.on_report(reading)
+
+    async def publish(self, topic: str, payload: bytes, *, timeout_s: float = 5.0) -> None:
+        """Publish ``payload`` QoS 1 on the site broker; return once the broker acknowledged it.
+        Raises ``SiteBrokerDown`` when not connected or not acknowledged in ``timeout_s``."""
+        client = self._client
+        where = f"site broker {self.broker.host}:{self.broker.port}"
+        if client is None:
+            raise SiteBrokerDown(f"{where} not connected")
+        try:
+            await client.publish(topic, payload, qos=1, timeout=timeout_s)
+        except aiomqtt.MqttError as exc:
+            raise SiteBrokerDown(f"{where}: publish not acknowledged ({exc})") from exc
 
     def _join_group(self, topic: str) -> _Subscription | None:
         """The subscription of a device first seen on a group's pattern, or None."""
@@ -167,7 +193,10 @@ class MqttSiteSource:
                 return None
             assert group.profile.mqtt is not None
             state = DeviceState(
-                device=device, profile=group.profile.id, room=room, protocol=PROTOCOL,
+                device=device,
+                profile=group.profile.id,
+                room=room,
+                protocol=PROTOCOL,
                 _clock=self._clock,
             )
             sub = self._by_topic[topic] = _Subscription(topic, group.profile.mqtt, state)
@@ -208,14 +237,18 @@ class MqttSiteSource:
                 for topic in self.topics:
                     await client.subscribe(topic, qos=1)
                 self.link.up()
-                async for message in client.messages:
-                    payload = message.payload
-                    data = payload if isinstance(payload, bytes) else str(payload).encode()
-                    try:
-                        self.handle(str(message.topic), data, emit)
-                    except Exception:  # a bug of ours must not end the subscription
-                        log.exception("site message on %s not handled", message.topic)
-                        SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
+                self._client = client
+                try:
+                    async for message in client.messages:
+                        payload = message.payload
+                        data = payload if isinstance(payload, bytes) else str(payload).encode()
+                        try:
+                            self.handle(str(message.topic), data, emit)
+                        except Exception:  # a bug of ours must not end the subscription
+                            log.exception("site message on %s not handled", message.topic)
+                            SOURCE_ERRORS.labels(PROTOCOL, "internal").inc()
+                finally:
+                    self._client = None
             return False
 
         await run_reconnecting(session, link=self.link, backoff=self.backoff)

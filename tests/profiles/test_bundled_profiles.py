@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from device_profiles.errors import EncodeError
 from device_profiles.loader import load_profiles
+from device_profiles.mqtt_payload import encode_mqtt_command
 from device_profiles.registers import decode_block, encode_point, plan_reads
 from device_profiles.schema import Profile, Severity
 
@@ -23,6 +25,8 @@ EXPECTED_IDS = {
     "eletechsup_8di_safety_inputs",
     "eletechsup_8ch_relay",
     "pool_zone_monitor",
+    "tuya_ts0601_dimmer",
+    "sonoff_zbmini",
 }
 _MIDAS_CODES = {"fault_number", "concentration_unit_code"}
 
@@ -42,6 +46,7 @@ UNITLESS_ALLOWED = {
     "eletechsup_8ch_relay": {f"relay_{n}" for n in range(1, 9)}
     | {f"relay_{n}_command" for n in range(1, 9)},
     "pool_zone_monitor": {"intrusions_today"},
+    "tuya_ts0601_dimmer": {"brightness"},  # a Zigbee level 0-254
     "arlight_dali_logic_lite": {f"device_{a}_status" for a in range(4)}
     | {f"group_{g}_level" for g in range(4)}
     | {f"group_{g}_set_level" for g in range(4)},
@@ -120,7 +125,12 @@ def test_write_only_dali_group_levels_are_never_polled(profiles: dict[str, Profi
     assert {"group_0_on", "group_3_level", "device_3_status"} <= polled
 
 
-MQTT_PROFILES = {"recording_room_controller", "pool_zone_monitor"}
+MQTT_PROFILES = {
+    "recording_room_controller",
+    "pool_zone_monitor",
+    "tuya_ts0601_dimmer",
+    "sonoff_zbmini",
+}
 
 
 @pytest.mark.parametrize("profile_id", sorted(EXPECTED_IDS - MQTT_PROFILES))
@@ -168,3 +178,23 @@ def test_the_safety_rules_of_the_issue_have_their_grades(profiles: dict[str, Pro
     assert grade("arlight_dali_logic_lite", "lights_on_after_hours") == "IV"
     assert grade("recording_room_controller", "recording_not_started") == "III"
     assert grade("sensecap_s_co2_03", "co2_above_hygiene_limit") == "IV"
+
+
+@pytest.mark.parametrize("profile_id", ["tuya_ts0601_dimmer", "sonoff_zbmini"])
+def test_zigbee2mqtt_devices_take_set_commands_on_the_documented_topic_and_payload(
+    profiles: dict[str, Profile], profile_id: str
+) -> None:
+    mapping = profiles[profile_id].mqtt
+    assert mapping is not None and mapping.command is not None
+    assert mapping.state_topic("zigbee2mqtt/r101") == "zigbee2mqtt/r101"
+    assert mapping.command_topic("zigbee2mqtt/r101") == "zigbee2mqtt/r101/set"
+    assert encode_mqtt_command(mapping, {"state": 1}) == b'{"state":"ON"}'
+    assert "linkquality" not in profiles[profile_id].writable_points
+
+
+def test_a_dimmer_command_sends_whole_levels_as_integers(profiles: dict[str, Profile]) -> None:
+    mapping = profiles["tuya_ts0601_dimmer"].mqtt
+    assert mapping is not None
+    assert encode_mqtt_command(mapping, {"brightness": 128.0}) == b'{"brightness":128}'
+    with pytest.raises(EncodeError, match="not writable"):
+        encode_mqtt_command(mapping, {"linkquality": 3})

@@ -56,6 +56,7 @@ class Dev:
     room: str
     values: dict[str, float] = field(default_factory=dict)
     poll_s: float = 0.1  # Modbus poll interval (MQTT devices publish every poll_s too)
+    confirm_s: float | None = None  # MQTT: how long a set command waits for its state report
 
 
 def zone_at_local_hour(hour: int) -> str:
@@ -147,8 +148,11 @@ async def school(
     rules: list[dict[str, Any]] | None = None,
     local_actions: list[dict[str, Any]] | None = None,
     window_s: float = 0.5,
+    site: MosquittoBroker | None = None,
 ) -> AsyncIterator[School]:
-    """Serve ``devices``, run the agent against them; stop everything afterwards."""
+    """Serve ``devices``, run the agent against them; stop everything afterwards. MQTT devices
+    use ``broker``'s site listener, or ``site``'s (a school broker that outlives the hub's)."""
+    site_port = (site or broker).site_port or 0
     clock = SimClock(start=datetime.now(UTC).replace(tzinfo=None))
     simulated = {
         d.id: SimulatedDevice(d.id, PROFILES[d.profile], seed=7, fixed_values=dict(d.values))
@@ -165,7 +169,7 @@ async def school(
             simulated[d.id],
             topic=f"school/{d.id}",
             host=broker.host,
-            port=broker.site_port or 0,
+            port=site_port,
             clock=clock,
             interval_s=d.poll_s,
         )
@@ -183,7 +187,7 @@ async def school(
             "tls": {"ca_file": str(broker.ca_file)},
             "keepalive_s": 5,  # notice a dead broker within seconds
         },
-        "site_broker": {"host": broker.host, "port": broker.site_port},
+        "site_broker": {"host": broker.host, "port": site_port},
         "data_dir": str(tmp_path / "agent"),
         "window_s": window_s,
         "heartbeat_s": 1.0,
@@ -228,7 +232,7 @@ def _device_config(device: Dev, port: int, unit: int) -> dict[str, Any]:
             "poll_interval_s": device.poll_s,
         }
     else:
-        config["mqtt"] = {"topic": f"school/{device.id}"}
+        config["mqtt"] = {"topic": f"school/{device.id}", "confirm_timeout_s": device.confirm_s}
     return config
 
 

@@ -9,6 +9,9 @@
    than 50 ms beyond the poll period.
 3. Hub command round trip: POST /api/v1/devices/{id}/commands (dim a DALI group) -> published
    QoS 1 -> agent checks, writes, reads back -> cmdres -> hub ingest -> GET shows succeeded.
+4. The same round trip to a Zigbee2MQTT dimmer on the site broker: the agent publishes the set
+   command QoS 1 and reads back from the state report the device publishes after it. Beside it,
+   the floor: a plain client's set command -> that state report (site broker + simulator only).
 
 Everything real: Mosquitto (TLS hub listener, site listener), the pymodbus simulator, the agent
 and the hub (ingest, command publisher, API on SQLite) in this process, the MQTT publisher in a
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.scenar
 from campus_protocol.messages import Event, EventState, MessageKind, Severity
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.outbox import Outbox
-from tests.scenarios.support import GATEWAY, Dev, running_hub, school
+from simulators.devices import SimulatedDevice
+from simulators.mqtt_device import MqttDevicePublisher
+from simulators.signals import SimClock
+from tests.scenarios.support import GATEWAY, PROFILES, Dev, running_hub, school
 
 #: the bench toggles a condition on purpose: keep flapping detection from folding the raises
 NO_FLAPPING = {"flapping": {"raises": 1000, "window_s": 1}}
@@ -148,18 +155,19 @@ async def polled_to_event(broker: MosquittoBroker, tmp: Path, count: int) -> Non
     )
 
 
-async def command_round_trip(broker: MosquittoBroker, tmp: Path, count: int) -> None:
-    devices = [Dev("room-101-lights", "arlight_dali_logic_lite", "room-101", poll_s=1.0)]
+async def command_round_trip(
+    broker: MosquittoBroker, tmp: Path, count: int, device: Dev, point: str, label: str
+) -> None:
     with running_hub(broker, tmp) as hub:
-        async with school(broker, tmp / "cmd", devices, hub=hub):
+        async with school(broker, tmp / f"cmd-{device.id}", [device], hub=hub):
             await asyncio.sleep(2.0)  # the agent's heartbeat registers the device at the hub
             times = []
             for i in range(count):
                 started = time.perf_counter()
                 response = hub.api.post(
-                    "/api/v1/devices/room-101-lights/commands",
+                    f"/api/v1/devices/{device.id}/commands",
                     params={"gateway_id": GATEWAY},
-                    json={"point": "group_0_set_level", "value": 50 + i},
+                    json={"point": point, "value": 50 + i},
                 )
                 command_id = response.json()["id"]
                 while True:
@@ -170,7 +178,38 @@ async def command_round_trip(broker: MosquittoBroker, tmp: Path, count: int) -> 
                 times.append(1000 * (time.perf_counter() - started))
                 assert status["status"] == "succeeded", status
                 assert status["readback"] == 50 + i
-    line("hub command round trip (DALI group level)", times, "POST -> GET succeeded")
+    line(f"hub command round trip ({label})", times, "POST -> GET succeeded")
+
+
+async def mqtt_set_reference(broker: MosquittoBroker, count: int) -> None:
+    """The floor under the MQTT round trip: a plain client's set command -> the state report."""
+    port = broker.site_port or 0
+    device = SimulatedDevice("panel", PROFILES["tuya_ts0601_dimmer"], seed=1, fixed_values={})
+    publisher = MqttDevicePublisher(
+        device, topic="zigbee2mqtt/panel", host=broker.host, port=port, clock=SimClock(),
+        interval_s=60,
+    )  # fmt: skip
+    publisher.start()
+    times = []
+    try:
+        async with aiomqtt.Client(broker.host, port) as client:
+            await client.subscribe("zigbee2mqtt/panel", qos=1)
+            messages = aiomqtt_messages(client)
+            await anext(messages)  # the state at connect: the device takes commands now
+            for i in range(count):
+                started = time.perf_counter()
+                await client.publish("zigbee2mqtt/panel/set", b'{"brightness": %d}' % i, qos=1)
+                while orjson.loads((await anext(messages)).payload).get("brightness") != i:  # type: ignore[arg-type]
+                    pass
+                times.append(1000 * (time.perf_counter() - started))
+    finally:
+        await publisher.stop()
+    line("reference: plain client set -> state report", times, "site broker + simulator")
+
+
+async def aiomqtt_messages(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Message]:
+    async for message in client.messages:
+        yield message
 
 
 def outbox_commit_reference(tmp: Path, count: int) -> None:
@@ -202,7 +241,12 @@ async def main() -> None:
             outbox_commit_reference(tmp, count)
             await mqtt_to_event(broker, tmp, count)
             await polled_to_event(broker, tmp, max(10, count // 5))
-            await command_round_trip(broker, tmp, max(10, count // 5))
+            rounds = max(10, count // 5)
+            dali = Dev("room-101-lights", "arlight_dali_logic_lite", "room-101", poll_s=1.0)
+            await command_round_trip(broker, tmp, rounds, dali, "group_0_set_level", "DALI group")
+            await mqtt_set_reference(broker, rounds)
+            zigbee = Dev("r101-panel", "tuya_ts0601_dimmer", "room-101", poll_s=10.0)
+            await command_round_trip(broker, tmp, rounds, zigbee, "brightness", "Zigbee2MQTT dim")
         finally:
             broker.stop()
     print(f"process CPU {time.process_time() - cpu0:.1f} s | load after {os.getloadavg()[0]:.2f}")

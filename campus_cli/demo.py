@@ -188,6 +188,8 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         console.print(await _schools_table(api, signed_in, status_pages))
         _print_how_to_use(api, supervisor, options)
         console.print(admin.how_to_sign_in(api), highlight=False, soft_wrap=True)
+        if example := _command_example(api, admin.token, options.plan.schools[0]):
+            console.print(example, highlight=False, soft_wrap=True)
         console.print("Ctrl-C stops the demo.")
         watch = _watch(api, signed_in, supervisor, control, status_pages, options.duration, started)
         await _until_stopped(stop, watch)
@@ -231,6 +233,19 @@ def _print_how_to_use(api: str, supervisor: Supervisor, options: DemoOptions) ->
         console.print(f"  campus poke {command:<{width}}  # {effect}", highlight=False)
     if demo_dir:
         console.print(f"  (add{demo_dir} to each)", highlight=False)
+
+
+def _command_example(api: str, token: str, school: SchoolPlan) -> str | None:
+    """A ready ``curl`` that dims the school's Zigbee blackboard light, and how to follow it."""
+    light = next((d.id for d in school.devices if d.profile == "tuya_ts0601_dimmer"), None)
+    if light is None:
+        return None
+    return (
+        f"dim a light: curl -X POST -H 'Authorization: Bearer {token}' "
+        "-H 'Content-Type: application/json' -d '{\"point\": \"brightness\", \"value\": 120}' "
+        f"'{api}/api/v1/devices/{light}/commands?gateway_id={school.gateway_id}'"
+        f"\n  then GET {api}/api/v1/commands/<id> shows its status and read-back value"
+    )
 
 
 async def _until_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:

@@ -105,7 +105,7 @@ def fleet(
         Path | None, typer.Option(help="Write each school's agent device list here (YAML + JSON).")
     ] = None,
 ) -> None:
-    """Run a reproducible city: a Modbus server per school, an MQTT publisher per recording room."""
+    """Run a reproducible city: a Modbus server per school, an MQTT publisher per MQTT device."""
     plan = plan_city(districts, schools_per_district, seed=seed)
     clock = SimClock(speed=speed, start=start or school_morning())
 

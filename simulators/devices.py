@@ -270,6 +270,26 @@ class PoolZoneModel(_ReadOnly):
         }
 
 
+class ZigbeeSwitchModel:
+    """A Zigbee2MQTT light or relay: it holds what it was last set to (off at first; a dimmer at
+    full brightness), with a steady link quality."""
+
+    def __init__(self, profile: Profile, seed: int) -> None:
+        self.held = {"state": 0.0}
+        if "brightness" in profile.point_names:
+            self.held["brightness"] = 254.0
+        self.linkquality = round(signals.device_constant(seed, "lqi", 60, 200))
+
+    def values(self, now: datetime) -> dict[str, float]:
+        return {**self.held, "linkquality": self.linkquality}
+
+    def write(self, point: str, value: float, now: datetime) -> set[str]:
+        if point not in self.held:
+            return set()
+        self.held[point] = value
+        return {point}
+
+
 class FixedOnlyModel(_ReadOnly):
     """A profile without a signal model: every point reads 0 unless given a fixed value."""
 
@@ -297,6 +317,8 @@ MODELS: dict[str, Callable[[Profile, Classroom, int], PointModel]] = {
     "eliwell_id974_cold_room": lambda profile, room, seed: ColdRoomModel(seed),
     "eletechsup_8ch_relay": lambda profile, room, seed: RelayModuleModel(),
     "pool_zone_monitor": lambda profile, room, seed: PoolZoneModel(seed),
+    "tuya_ts0601_dimmer": lambda profile, room, seed: ZigbeeSwitchModel(profile, seed),
+    "sonoff_zbmini": lambda profile, room, seed: ZigbeeSwitchModel(profile, seed),
     # eletechsup_8di_safety_inputs: every contact at rest (0) unless given a fixed value
 }
 

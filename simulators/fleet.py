@@ -2,7 +2,8 @@
 
 ``plan_city`` is pure: the same arguments give the same districts, schools, rooms, devices and
 seeds. ``run_fleet`` starts one Modbus TCP server per school (one unit id per Modbus device) on
-a free port and one MQTT publisher per recording room on the site broker, under
+a free port and one MQTT publisher per MQTT device (the recording-room controller, the Zigbee
+blackboard light, which also takes set commands) on the site broker, under
 ``site/<school_id>/<device_id>``.
 """
 
@@ -56,6 +57,8 @@ SCHOOL_DEVICES: tuple[DeviceSpec, ...] = (
     DeviceSpec("gas", "honeywell_midas_gas", "lab1", "Chemistry Lab 1"),
     DeviceSpec("meter", "eastron_sdm120", "pnl1", "Main Distribution Panel"),
     DeviceSpec("ctrl", "recording_room_controller", "rec1", "Recording Classroom 1"),
+    # the blackboard light on a Zigbee dimmer (Zigbee2MQTT), switched and dimmed by commands
+    DeviceSpec("board", "tuya_ts0601_dimmer", "r101", "Classroom 101"),
 )
 
 #: the room whose lighting the power meter's circuit feeds

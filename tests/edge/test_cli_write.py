@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from campus_protocol.messages import CommandResult, MessageKind, parse_body_json
+from cloud_hub.broker import MosquittoBroker
 from device_profiles.loader import load_profiles
 from edge_agent.app import OUTBOX_FILE, RULES_FILE
 from edge_agent.cli import SAMPLE_CONFIG, app
@@ -22,6 +23,7 @@ from edge_agent.rules import RuleStore
 from simulators.devices import SimulatedDevice
 from simulators.faults import Fault, FaultKind
 from simulators.modbus_server import ModbusSimServer, ServedUnit
+from simulators.mqtt_device import MqttDevicePublisher
 from simulators.signals import SimClock
 
 runner = CliRunner()
@@ -146,3 +148,29 @@ def test_the_sample_configs_safety_section_validates_when_uncommented(tmp_path: 
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = runner.invoke(app, ["validate", "-c", str(path)])
     assert result.exit_code == 0, result.output
+
+
+async def test_a_technician_switches_an_mqtt_relay_confirmed_by_its_state_report(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    fan = SimulatedDevice("lab-fan", load_profiles()["sonoff_zbmini"], seed=3)
+    publisher = MqttDevicePublisher(
+        fan, topic="zigbee2mqtt/lab-fan", host=mosquitto_broker.host,
+        port=mosquitto_broker.site_port or 0, clock=SimClock(), interval_s=30,
+    )  # fmt: skip
+    path = tmp_path / "agent.yaml"
+    data = yaml.safe_load(config(tmp_path, 1).read_text(encoding="utf-8"))
+    data["site_broker"] = {"host": mosquitto_broker.host, "port": mosquitto_broker.site_port}
+    data["devices"] = [{"id": "lab-fan", "profile": "sonoff_zbmini", "room": "lab-1",
+                        "mqtt": {"topic": "zigbee2mqtt/lab-fan"}}]  # fmt: skip
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    publisher.start()
+    try:
+        code, output = await write("-c", str(path), "lab-fan", "--action", "relay_on")
+    finally:
+        await publisher.stop()
+
+    assert code == 0, output
+    assert "succeeded" in output
+    assert fan.read(SimClock().now())["state"] == 1
+    assert publisher.commands == 1

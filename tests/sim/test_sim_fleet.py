@@ -25,6 +25,9 @@ def test_the_same_seed_plans_the_same_city_and_another_seed_another() -> None:
     assert names != [s.name for s in plan_city(3, 4, seed=8).schools]
 
 
+REC = "recording_room_controller"
+
+
 def test_plan_ids_follow_the_naming_scheme() -> None:
     plan = plan_city(2, 3, seed=1)
     assert [d.id for d in plan.districts] == ["d1", "d2"]
@@ -37,7 +40,7 @@ def test_plan_ids_follow_the_naming_scheme() -> None:
         assert len({d.id for d in school.devices}) == len(school.devices)
     assert len({s.name for s in plan.schools}) == len(plan.schools)
     assert all(d.name.endswith("District") for d in plan.districts)
-    assert len({d.seed for s in plan.schools for d in s.devices}) == 6 * 6
+    assert len({d.seed for s in plan.schools for d in s.devices}) == 6 * len(SCHOOL_DEVICES)
 
 
 def test_more_districts_than_names_still_get_unique_names() -> None:
@@ -110,13 +113,19 @@ async def test_a_running_fleet_serves_every_device_its_agent_config_names(
             seen: dict[str, dict[str, float]] = {}
             async with asyncio.timeout(5):
                 async for message in client.messages:
-                    mapping = profiles["recording_room_controller"].mqtt
+                    profile = "tuya_ts0601_dimmer" if "board" in message.topic.value else REC
+                    mapping = profiles[profile].mqtt
                     assert mapping is not None and isinstance(message.payload, bytes)
                     seen[message.topic.value] = decode_mqtt_payload(mapping, message.payload).values
-                    if len(seen) == 2:
+                    if len(seen) == 4:
                         break
-        assert set(seen) == {f"site/{s.id}/rec1-ctrl/status" for s in plan.schools}
-        assert all(values["storage_free_gb"] == 42.0 for values in seen.values())
+        assert set(seen) == {
+            topic
+            for s in plan.schools
+            for topic in (f"site/{s.id}/rec1-ctrl/status", f"site/{s.id}/r101-board")
+        }
+        recorders = [v for topic, v in seen.items() if topic.endswith("/status")]
+        assert all(values["storage_free_gb"] == 42.0 for values in recorders)
         assert fleet.published("d1-s01") > 0
     finally:
         await fleet.stop()

@@ -326,6 +326,9 @@ class MqttMapping(Strict):
 
     topic_suffix: str = Field(default="status", pattern=r"^[A-Za-z0-9_/-]*$")
     expected_interval_s: float = Field(default=10.0, gt=0)  # offline after 3 silent intervals
+    # the device publishes its state retained (Zigbee2MQTT's per-device ``retain`` option), so a
+    # subscriber that (re)starts sees the current state at once, not after the next report
+    retain: bool = False
     command: MqttCommand | None = None  # needed exactly when a point is writable
     points: list[MqttPoint] = Field(min_length=1)
 

@@ -110,7 +110,7 @@ class MqttDevicePublisher:
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         payload = self.payload()
         if payload is not None:
-            await client.publish(self.topic, payload, qos=1)
+            await client.publish(self.topic, payload, qos=1, retain=self.mapping.retain)
             self.published += 1
             self.last_payload = payload
 

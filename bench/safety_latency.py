@@ -158,8 +158,10 @@ async def polled_to_event(broker: MosquittoBroker, tmp: Path, count: int) -> Non
 async def command_round_trip(
     broker: MosquittoBroker, tmp: Path, count: int, device: Dev, point: str, label: str
 ) -> None:
-    with running_hub(broker, tmp) as hub:
-        async with school(broker, tmp / f"cmd-{device.id}", [device], hub=hub):
+    place = tmp / f"cmd-{device.id}"  # a hub database and an agent of its own
+    place.mkdir()
+    with running_hub(broker, place) as hub:
+        async with school(broker, place, [device], hub=hub):
             await asyncio.sleep(2.0)  # the agent's heartbeat registers the device at the hub
             times = []
             for i in range(count):

@@ -26,11 +26,12 @@ SERVED = {
     "honeywell_midas_gas": {"concentration": 30.0, "sensor_temperature": 24.0},
     "arlight_dali_logic_lite": {"group_0_level": 200.0, "group_1_level": 0.0},
     "recording_room_controller": {"storage_free_gb": 321.5, "encoder_online": 1.0},
+    "tuya_ts0601_dimmer": {"state": 1.0, "brightness": 180.0},
 }
 
 
 async def serve_school(plan: CityPlan, *, site_broker_port: int) -> RunningFleet:
-    """The plan's school serving ``SERVED`` at a lesson hour, its MQTT device every 0.25 s."""
+    """The plan's school serving ``SERVED`` at a lesson hour, its MQTT devices every 0.25 s."""
     return await run_fleet(
         plan,
         site_broker_port=site_broker_port,

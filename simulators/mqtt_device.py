@@ -1,8 +1,9 @@
 """An MQTT device (e.g. a recording-room controller) publishing its profile's JSON on a site broker.
 
 It publishes ``encode_mqtt_payload(profile.mqtt, values)`` to its state topic
-(``<topic>/<topic_suffix>``) every ``interval_s`` wall seconds at QoS 1, and reconnects (after
-``reconnect_s``) when the broker goes away. A profile with ``mqtt.command`` also takes set
+(``<topic>/<topic_suffix>``) every ``interval_s`` wall seconds at QoS 1, and reconnects when the
+broker goes away through ``campus_mqtt.run_reconnecting`` (the project's one back-off, around
+``reconnect_s``). A profile with ``mqtt.command`` also takes set
 commands on ``<topic>/<command suffix>`` (Zigbee2MQTT style: ``{"state": "ON", "brightness":
 128}``), applies the writable points they name and publishes its new state at once, as
 Zigbee2MQTT does after a set. Faults: ``offline`` publishes nothing and takes no commands,
@@ -16,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 
 import aiomqtt
 import numpy as np
 
+from campus_mqtt import Backoff, LinkState, run_reconnecting
 from device_profiles.errors import PayloadError
 from device_profiles.mqtt_payload import decode_mqtt_command, encode_mqtt_payload
 from device_profiles.schema import MqttMapping, MqttValueType
@@ -54,14 +57,16 @@ class MqttDevicePublisher:
         self.port = port
         self.clock = clock
         self.interval_s = interval_s if interval_s is not None else self.mapping.expected_interval_s
-        self.reconnect_s = reconnect_s
+        self.link = LinkState(name=f"simulated device {self.topic}")
+        self.backoff = Backoff(
+            min_s=reconnect_s / 4, max_s=reconnect_s * 4, rng=random.Random(device.seed)
+        )
         self.command_topic = (
             self.mapping.command_topic(topic) if self.mapping.command is not None else None
         )
         self.published = 0  # payloads acknowledged by the broker (QoS 1)
         self.commands = 0  # set commands received (applied or not)
         self.malformed_commands = 0
-        self.connects = 0
         self.last_payload: bytes | None = None
         self._rng = np.random.default_rng(device.seed)
         self._task: asyncio.Task[None] | None = None
@@ -87,25 +92,32 @@ class MqttDevicePublisher:
                 out[point.name] = point.enum["error"]
         return out
 
+    @property
+    def connects(self) -> int:
+        """Connections made to the broker so far."""
+        return self.link.connects
+
     async def run(self) -> None:
         """Publish until :meth:`stop`, reconnecting on broker loss."""
-        while not self._stopping.is_set():
+        await run_reconnecting(
+            self._session, link=self.link, backoff=self.backoff, stopping=self._stopping
+        )
+
+    async def _session(self) -> bool:
+        """One connection: publish and take commands until stopped (True) or the broker goes."""
+        async with aiomqtt.Client(self.host, self.port) as client:
+            self.link.up()
+            if self.command_topic is not None:
+                await client.subscribe(self.command_topic, qos=1)
+            commands = asyncio.create_task(self._take_commands(client))
             try:
-                async with aiomqtt.Client(self.host, self.port) as client:
-                    self.connects += 1
-                    if self.command_topic is not None:
-                        await client.subscribe(self.command_topic, qos=1)
-                    commands = asyncio.create_task(self._take_commands(client))
-                    try:
-                        while not self._stopping.is_set():
-                            await self._publish_state(client)
-                            await self._pause(self.interval_s)
-                    finally:
-                        commands.cancel()
-                        await asyncio.wait({commands})
-            except aiomqtt.MqttError as exc:
-                log.info("%s: broker %s:%s lost (%s)", self.topic, self.host, self.port, exc)
-                await self._pause(self.reconnect_s)
+                while not self._stopping.is_set():
+                    await self._publish_state(client)
+                    await self._pause(self.interval_s)
+            finally:
+                commands.cancel()
+                await asyncio.wait({commands})
+        return True
 
     async def _publish_state(self, client: aiomqtt.Client) -> None:
         payload = self.payload()

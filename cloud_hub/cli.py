@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import sys
 from datetime import UTC, datetime
@@ -18,6 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campus_config import ConfigError
 from campus_mqtt import make_client
+from cloud_hub.alerts.escalation import Escalation
+from cloud_hub.alerts.health import HealthMonitor, HealthRunner
+from cloud_hub.alerts.webhooks import Notifier
+from cloud_hub.auth import audit
 from cloud_hub.auth.cli import app as user_app
 from cloud_hub.db import schema
 from cloud_hub.db.base import make_engine, make_sessionmaker
@@ -25,9 +30,12 @@ from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
 from cloud_hub.kpis.export import kpi_rows, to_csv
+from cloud_hub.registry import RegistryError, import_registry, read_registry
 from cloud_hub.settings import HubSettings, load_hub_settings
 from cloud_hub.sinks.influx import sink_for
-from device_profiles.loader import load_profiles
+from device_profiles.errors import ProfileError
+from device_profiles.loader import load_profiles, profile_files
+from device_profiles.schema import Profile
 
 app = typer.Typer(
     help="The cloud hub: REST API, MQTT ingest and its database.", no_args_is_help=True
@@ -48,6 +56,15 @@ BrokerPasswordOpt = Annotated[
 ]
 BrokerCaOpt = Annotated[
     Path | None, typer.Option(help="CA certificate that signed the hub broker's TLS certificate.")
+]
+ProfilesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--profiles",
+        help="A directory of extra device profiles (*.yaml), as the agents load them.",
+        exists=True,
+        file_okay=False,
+    ),
 ]
 DevelopmentOpt = Annotated[
     bool | None, typer.Option("--development/--no-development", help="Allow placeholder secrets.")
@@ -106,6 +123,7 @@ def serve(
     broker_password: BrokerPasswordOpt = None,
     broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
+    profiles: ProfilesOpt = None,
     ingest: Annotated[
         bool, typer.Option("--ingest/--no-ingest", help="Also consume the broker.")
     ] = True,
@@ -132,7 +150,10 @@ def serve(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     uvicorn.run(
-        create_app(settings, run_ingest=ingest), host=settings.api.host, port=settings.api.port
+        create_app(settings, run_ingest=ingest, profiles=_profiles(profiles)),
+        host=settings.api.host,
+        port=settings.api.port,
+        timeout_graceful_shutdown=5,  # open event streams never end by themselves
     )
 
 
@@ -146,6 +167,7 @@ def ingest_command(
     broker_password: BrokerPasswordOpt = None,
     broker_ca_file: BrokerCaOpt = None,
     development: DevelopmentOpt = None,
+    profiles: ProfilesOpt = None,
 ) -> None:
     """Run only the ingest worker (scale out with share_group and one MQTT username per worker)."""
     settings = _load(
@@ -164,16 +186,34 @@ def ingest_command(
     _require_current_schema(settings.database_url)
     engine = make_engine(settings.database_url)
     influx = sink_for(settings.influx)
+    sessions = make_sessionmaker(engine)
     worker = IngestWorker(
-        make_sessionmaker(engine), window_sink=influx.offer if influx is not None else None
+        sessions,
+        profiles=_profiles(profiles),
+        window_sink=influx.offer if influx is not None else None,
     )
     consumer = IngestConsumer(
         worker,
         settings.broker,
         share_group=settings.share_group,
     )
+    health = HealthRunner(
+        HealthMonitor(
+            sessions, profiles=consumer.worker.profiles, offline_after_s=settings.offline_after_s
+        ),
+        escalation=Escalation(sessions, settings.escalation),
+        connected=consumer.connected.is_set,
+        interval_s=settings.health_check_s,
+    )
+
+    async def run() -> None:
+        notifier = Notifier(sessions, settings.webhooks)
+        await asyncio.gather(
+            consumer.run(), health.run(), *([notifier.run()] if settings.webhooks else [])
+        )
+
     try:
-        asyncio.run(consumer.run())
+        asyncio.run(run())
     except KeyboardInterrupt:
         pass
     finally:
@@ -197,6 +237,79 @@ def _require_current_schema(database_url: str) -> None:
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
+
+
+def _profiles(directory: Path | None) -> dict[str, Profile]:
+    """The bundled profiles plus those in ``directory``; a clash or a bad file exits 2."""
+    try:
+        profiles = load_profiles()
+        if directory is None:
+            return profiles
+        extra = load_profiles(profile_files(directory))
+    except ProfileError as exc:
+        console.print(f"[red]invalid device profile[/red]: {exc}")
+        raise typer.Exit(2) from None
+    clash = sorted(set(extra) & set(profiles))
+    if clash:
+        console.print(f"[red]{directory}[/red]: ids already bundled: {', '.join(clash)}")
+        raise typer.Exit(2)
+    return {**profiles, **extra}
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="Registry file: .yaml, .yml or .csv.")],
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    development: DevelopmentOpt = None,
+    profiles: ProfilesOpt = None,
+) -> None:
+    """Import districts, schools, gateways, rooms and expected devices (审核备案) in bulk.
+
+    Imported devices are approved; other devices those gateways report then wait as pending."""
+    settings = _load(config, database_url=database_url, development=development)
+    known = _profiles(profiles)
+    try:
+        registry = read_registry(file)
+    except RegistryError as exc:
+        console.print(f"[red]cannot import[/red] {exc}")
+        raise typer.Exit(2) from None
+    engine = make_engine(settings.database_url)
+    actor = f"cli:{getpass.getuser()}"
+    now = datetime.now(UTC)
+    try:
+        if engine.dialect.name == "sqlite":
+            schema.migrate(engine)
+        with make_sessionmaker(engine).begin() as session:
+            summary = import_registry(
+                session, registry=registry, actor=actor, at=now, profiles=known
+            )
+            audit.record(
+                session,
+                actor=actor,
+                action="registry.import",
+                target=str(file)[:200],
+                result=audit.Result.OK,
+                at=now,
+                detail=f"{summary.gateways} gateways, {summary.devices} devices",
+            )
+    except RegistryError as exc:
+        console.print(f"[red]cannot import[/red] {file}: {exc} (nothing was imported)")
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:
+        console.print(f"[red]import failed[/red]: {exc}")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(
+        f"imported {summary.districts} districts, {summary.schools} schools, "
+        f"{summary.gateways} gateways, {summary.rooms} rooms, {summary.devices} devices"
+    )
+    for profile in sorted(summary.unknown_profiles):
+        console.print(
+            f"[yellow]unknown profile[/yellow] {profile!r}: its devices are registered but "
+            "their telemetry is refused until the hub loads it (--profiles DIR)"
+        )
 
 
 @app.command()

@@ -36,6 +36,21 @@ api:                             # the REST API and the operations dashboard (ca
   port: 8080                     # 0 = any free port
 
 # offline_after_s: 30            # a gateway without a heartbeat this long counts as offline
+# health_check_s: 5              # offline alarms and escalation are checked this often
+
+# escalation:                    # open alerts nobody acknowledged go up a tier (docs/ALERTS.md)
+#   levels: [I, II]
+#   district_after_s: 300
+#   city_after_s: 900
+
+# webhooks:                      # alert transitions POSTed, HMAC-signed, retried (docs/ALERTS.md)
+#   -
+#     name: duty-desk            # letters, digits, _ and -: names its delivery log rows
+#     url: https://duty.example.edu.cn/campus-alerts
+#     secret: change-me          # prefer CAMPUS_HUB_WEBHOOKS in the environment
+#     levels: [I, II]
+#     max_attempts: 8
+#     timeout_s: 5
 
 # auth:                          # API sign-in (always on; add users with `campus hub user add`)
 #   token_ttl_s: 43200           # session and API token lifetime

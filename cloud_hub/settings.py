@@ -17,6 +17,7 @@ from campus_config import (
     TlsSettings,
     load_layered,
 )
+from campus_protocol.messages import Severity
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/hub/hub.db"
 _POSTGRES_SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
@@ -127,6 +128,34 @@ class KpiSettings(Section):
         return periods
 
 
+class EscalationSettings(Section):
+    """An open alert at one of ``levels`` nobody acknowledged goes to the district after
+    ``district_after_s`` and to the city after ``city_after_s`` (both from when it opened)."""
+
+    levels: list[Severity] = Field(default_factory=lambda: [Severity.I, Severity.II])
+    district_after_s: float = Field(default=300.0, gt=0)
+    city_after_s: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _city_after_district(self) -> EscalationSettings:
+        if self.city_after_s <= self.district_after_s:
+            raise ValueError("escalation.city_after_s: must be later than district_after_s")
+        return self
+
+
+class WebhookSettings(Section):
+    """Alert transitions POSTed as JSON to ``url``, signed with HMAC-SHA256 of the body under
+    ``secret`` (header ``X-Campus-Signature: sha256=<hex>``), with an ``Idempotency-Key``; retried
+    with back-off up to ``max_attempts`` times."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr
+    levels: list[Severity] = Field(default_factory=lambda: [Severity.I, Severity.II])
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
 class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
@@ -140,6 +169,9 @@ class HubSettings(LayeredSettings):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     api: ApiSettings = ApiSettings()
     offline_after_s: float = Field(default=30.0, gt=0)
+    escalation: EscalationSettings = EscalationSettings()
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    health_check_s: float = Field(default=5.0, gt=0, le=3600)  # offline alarms checked this often
     auth: AuthSettings = AuthSettings()
     provisioning: ProvisioningSettings | None = None
     influx: InfluxSettings | None = None

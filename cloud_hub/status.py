@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from campus_protocol.messages import DeviceStatus
-from cloud_hub.db.models import Device, Gateway
+from cloud_hub.db.models import Approval, Device, Gateway
 
 
 class SchoolStatus(StrEnum):
@@ -31,12 +31,37 @@ class GatewayStatus(StrEnum):
     OFFLINE = "offline"
 
 
+@dataclass(frozen=True)
+class Hearing:
+    """Whether the hub itself could hear its gateways: a hub that lost its broker must not call
+    every school offline. ``lost_at`` is set while its ingest is disconnected (heartbeats are
+    then judged as of that moment); ``since`` is when it last (re)connected (a heartbeat is not
+    overdue before ``offline_after_s`` has passed since then)."""
+
+    since: datetime | None = None
+    lost_at: datetime | None = None
+
+    def clock(self, now: datetime) -> datetime:
+        """The moment heartbeats are judged at."""
+        return min(now, self.lost_at) if self.lost_at is not None else now
+
+
+ALWAYS_HEARD = Hearing()
+
+
 def gateway_status(
-    gateway: Gateway | None, *, now: datetime, offline_after_s: float
+    gateway: Gateway | None,
+    *,
+    now: datetime,
+    offline_after_s: float,
+    hearing: Hearing = ALWAYS_HEARD,
 ) -> GatewayStatus:
     if gateway is None or gateway.last_seen_at is None or gateway.online is False:
         return GatewayStatus.OFFLINE
-    if now - gateway.last_seen_at > timedelta(seconds=offline_after_s):
+    heard = gateway.last_seen_at
+    if hearing.since is not None and hearing.since > heard:
+        heard = hearing.since
+    if hearing.clock(now) - heard > timedelta(seconds=offline_after_s):
         return GatewayStatus.OFFLINE
     return GatewayStatus.ONLINE
 
@@ -55,15 +80,23 @@ class SchoolSummary:
 
 
 def summarize_school(
-    *, gateways: Sequence[Gateway], devices: Sequence[Device], now: datetime, offline_after_s: float
+    *,
+    gateways: Sequence[Gateway],
+    devices: Sequence[Device],
+    now: datetime,
+    offline_after_s: float,
+    hearing: Hearing = ALWAYS_HEARD,
 ) -> SchoolSummary:
-    """The school's status from its gateways (most recently seen first) and all their devices."""
+    """The school's status from its gateways (most recently seen first) and all their devices;
+    only approved devices count."""
+    devices = [d for d in devices if d.approval == Approval.APPROVED.value]
     live = {
-        g.id: gateway_status(g, now=now, offline_after_s=offline_after_s) is GatewayStatus.ONLINE
+        g.id: gateway_status(g, now=now, offline_after_s=offline_after_s, hearing=hearing)
+        is GatewayStatus.ONLINE
         for g in gateways
     }
     gateway = gateways[0] if gateways else None
-    g_status = gateway_status(gateway, now=now, offline_after_s=offline_after_s)
+    g_status = gateway_status(gateway, now=now, offline_after_s=offline_after_s, hearing=hearing)
     online = g_status is GatewayStatus.ONLINE
     devices_online = sum(
         device_status(d, gateway_online=live.get(d.gateway_id, False)) is DeviceStatus.ONLINE

@@ -351,6 +351,16 @@ class MqttMapping(Strict):
         return _below(device_topic, self.command.topic_suffix)
 
 
+class OfflineAlarm(Strict):
+    """When the hub raises an alert for a device of this type that stays offline: after
+    ``after_s`` seconds offline, at ``level`` (default III for safety devices, IV otherwise);
+    ``enabled: false`` never raises one."""
+
+    enabled: bool = True
+    after_s: float = Field(default=300.0, gt=0, le=7 * 86400)
+    level: Severity | None = None
+
+
 class Profile(Strict):
     """A device type: identity, protocol mapping and default alert rules."""
 
@@ -366,6 +376,14 @@ class Profile(Strict):
     alerts: list[AlertRule] = Field(default_factory=list)
     actions: list[NamedAction] = Field(default_factory=list)
     writes: dict[str, WriteLimit] = Field(default_factory=dict)
+    offline_alarm: OfflineAlarm = Field(default_factory=OfflineAlarm)
+
+    @property
+    def offline_level(self) -> Severity:
+        """The level of this device type's offline alert."""
+        if self.offline_alarm.level is not None:
+            return self.offline_alarm.level
+        return Severity.III if self.domain == "safety" else Severity.IV
 
     @model_validator(mode="after")
     def _mapping_matches_protocol(self) -> Profile:

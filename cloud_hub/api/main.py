@@ -11,15 +11,21 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud_hub.alerts.escalation import Escalation
+from cloud_hub.alerts.health import HealthMonitor, HealthRunner
+from cloud_hub.alerts.webhooks import Notifier
 from cloud_hub.api.routes import (
     alerts,
     audit,
     auth,
     commands,
     devices,
+    districts,
     gateways,
     kpis,
     schools,
+    series,
+    stream,
     system,
 )
 from cloud_hub.api.routes.web import add_web
@@ -67,7 +73,7 @@ def create_app(
         if run_ingest:
             worker = IngestWorker(
                 app.state.sessions,
-                profiles=profiles,
+                profiles=app.state.profiles,
                 window_sink=influx.offer if influx is not None else None,
             )
             app.state.ingest = IngestConsumer(
@@ -80,6 +86,20 @@ def create_app(
                 app.state.sessions, lambda: app.state.ingest.client
             )
             tasks.append(asyncio.create_task(app.state.commands.run(), name="hub-commands"))
+            app.state.health = HealthRunner(
+                HealthMonitor(
+                    app.state.sessions,
+                    profiles=app.state.profiles,
+                    offline_after_s=settings.offline_after_s,
+                ),
+                escalation=Escalation(app.state.sessions, settings.escalation),
+                connected=app.state.ingest.connected.is_set,
+                interval_s=settings.health_check_s,
+            )
+            tasks.append(asyncio.create_task(app.state.health.run(), name="hub-health"))
+            if settings.webhooks:
+                notifier = Notifier(app.state.sessions, settings.webhooks)
+                tasks.append(asyncio.create_task(notifier.run(), name="hub-webhooks"))
         try:
             yield
         finally:
@@ -94,7 +114,8 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    for module in (auth, schools, devices, alerts, gateways, commands, kpis, audit, system):
+    modules = (auth, districts, schools, devices, series, alerts, gateways, commands, kpis)
+    for module in (*modules, stream, audit, system):
         app.include_router(module.router)
     app.include_router(auth.page_router)
     add_web(app)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from campus_protocol.messages import DeviceStatus, Severity
-from cloud_hub.db.models import AlertSource, AlertState, DeviceCommandStatus
+from cloud_hub.alerts.lifecycle import AlertState, Transition
+from cloud_hub.db.models import AlertSource, Approval, DeviceCommandStatus
 from cloud_hub.status import GatewayStatus, SchoolStatus
+
+#: a device's id on its gateway, as a path segment
+DeviceKeyPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
 #: query-parameter form of an id: bounded and printable, so hostile values get 422, not 500
 IdQuery = Annotated[
@@ -67,8 +71,11 @@ class DevicePublic(BaseModel):
     school_id: str | None
     room: RoomRef | None
     profile: str
+    profile_known: bool  # False: this hub has no such profile (its telemetry is refused)
     protocol: str
     status: DeviceStatus
+    approval: Approval  # only approved devices count and raise alerts
+    completeness_24h: float | None  # share of expected windows received over 24 h
     last_ok_at: datetime | None
     last_error: str
     values: dict[str, ValuePublic]
@@ -79,6 +86,21 @@ class DevicesPublic(BaseModel):
     count: int
 
 
+class LevelPublic(BaseModel):
+    code: Severity
+    name: str
+    colour: str  # red | orange | yellow | blue
+
+
+class AlertChangePublic(BaseModel):
+    at: datetime
+    transition: Transition
+    from_state: AlertState | None  # None for the raise that opened the alert
+    to_state: AlertState
+    actor: str
+    comment: str
+
+
 class AlertPublic(BaseModel):
     id: int
     school_id: str | None
@@ -87,14 +109,27 @@ class AlertPublic(BaseModel):
     point: str
     rule: str
     severity: Severity
+    level: LevelPublic
     state: AlertState
     source: AlertSource
-    opened_at: datetime
-    cleared_at: datetime | None
+    opened_at: datetime  # first seen
+    last_seen_at: datetime
+    occurrences: int
+    cleared_at: datetime | None  # when the condition last went back to normal
     value: float
     threshold: float
     standard: str
     message: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str
+    resolved_at: datetime | None
+    resolved_by: str
+    escalated_to: str  # school | district | city
+    escalated_at: datetime | None
+
+
+class AlertDetail(AlertPublic):
+    changes: list[AlertChangePublic]
 
 
 class AlertsPublic(BaseModel):
@@ -136,3 +171,64 @@ class CommandPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
+
+
+class AlertComment(BaseModel):
+    """What ``ack`` and ``resolve`` take (the body is optional)."""
+
+    comment: str = Field(default="", max_length=500)
+
+
+class SeriesBucket(BaseModel):
+    t: datetime  # start of the bucket
+    min: float
+    max: float
+    mean: float  # weighted by sample count
+    count: int  # samples folded in
+
+
+class SeriesPublic(BaseModel):
+    device: str
+    gateway_id: str
+    point: str
+    unit: str
+    since: datetime = Field(serialization_alias="from")
+    until: datetime = Field(serialization_alias="to")
+    bucket_s: float
+    data: list[SeriesBucket]
+
+
+class SchoolCounts(BaseModel):
+    total: int
+    online: int
+    degraded: int
+    offline: int
+
+
+class DistrictPublic(BaseModel):
+    id: str
+    name: str
+    city_id: str
+    schools: SchoolCounts
+    active_alerts: dict[str, int]  # by level: {"I": 0, "II": 1, "III": 0, "IV": 2}
+
+
+class DistrictsPublic(BaseModel):
+    data: list[DistrictPublic]
+    count: int
+
+
+class RoomDetail(BaseModel):
+    id: str
+    name: str
+    type: str
+    gateway_id: str
+    devices: list[DevicePublic]
+
+
+class SchoolDetail(SchoolPublic):
+    """One school: its summary, its rooms with their devices and latest values, and its active
+    alerts (newest first)."""
+
+    rooms: list[RoomDetail]
+    active_alerts: list[AlertPublic]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import cast
 
@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from campus_protocol.messages import DeviceHealth, DeviceStatus
 from cloud_hub.auth.scope import Scope
+from cloud_hub.db import feed
 from cloud_hub.db.base import UtcDateTime, insert_missing
-from cloud_hub.db.models import Device, Gateway, Room
+from cloud_hub.db.models import Approval, Device, Gateway, Room
 
 
 def ensure_room(session: Session, *, gateway_id: str, key: str, name: str = "") -> Room:
@@ -52,16 +53,35 @@ def find_device(session: Session, *, gateway_id: str, key: str) -> Device | None
     return session.scalar(select(Device).where(Device.gateway_id == gateway_id, Device.key == key))
 
 
-def apply_device_health(session: Session, *, gateway_id: str, health: DeviceHealth) -> Device:
-    """Register or update a device from the agent's heartbeat (the authority on its status)."""
+def apply_device_health(
+    session: Session, *, gateway_id: str, health: DeviceHealth, at: datetime
+) -> Device:
+    """Register or update a device from the agent's heartbeat (the authority on its status);
+    a change of status is recorded at ``at`` (when the hub received the heartbeat)."""
     room = ensure_room(session, gateway_id=gateway_id, key=health.room, name=health.room_name)
     device = find_device(session, gateway_id=gateway_id, key=health.device)
     if device is None:
         insert_missing(
-            session, Device, gateway_id=gateway_id, key=health.device, profile=health.profile
+            session,
+            Device,
+            gateway_id=gateway_id,
+            key=health.device,
+            profile=health.profile,
+            approval=new_device_approval(session, gateway_id=gateway_id).value,
         )
         device = find_device(session, gateway_id=gateway_id, key=health.device)
         assert device is not None
+    if device.status != health.status.value:
+        offline = health.status is DeviceStatus.OFFLINE
+        device.offline_since = at if offline else None
+        feed.record_status(
+            session,
+            gateway_id=gateway_id,
+            device=health.device,
+            status=health.status.value,
+            at=at,
+            reason=health.last_error,
+        )
     device.room_id = room.id
     device.profile = health.profile
     device.protocol = health.protocol
@@ -93,6 +113,7 @@ def ensure_device(
             profile=profile,
             protocol=protocol,
             status=DeviceStatus.UNKNOWN.value,
+            approval=new_device_approval(session, gateway_id=gateway_id).value,
         )
         device = find_device(session, gateway_id=gateway_id, key=key)
         assert device is not None
@@ -115,3 +136,30 @@ def list_devices(
     if profile is not None:
         query = query.where(Device.profile == profile)
     return list(session.scalars(query))
+
+
+def find_in_scope(
+    session: Session, *, key: str, gateway_id: str | None, scope: Scope
+) -> list[Device]:
+    """Devices named ``key`` (on ``gateway_id`` when given) whose school is in ``scope``."""
+    query = select(Device).where(Device.key == key, scope.gateways(Device.gateway_id))
+    if gateway_id is not None:
+        query = query.where(Device.gateway_id == gateway_id)
+    return list(session.scalars(query.limit(20)))
+
+
+def new_device_approval(session: Session, *, gateway_id: str) -> Approval:
+    """A device first heard of waits for approval when its gateway's devices were imported into
+    the registry (``campus hub import``); a gateway with no registry registers what it reports."""
+    registered = session.scalar(select(Gateway.registered_at).where(Gateway.id == gateway_id))
+    return Approval.PENDING if registered is not None else Approval.APPROVED
+
+
+def unapproved_keys(session: Session, *, gateway_ids: Collection[str]) -> set[tuple[str, str]]:
+    """(gateway, device) keys of the devices on ``gateway_ids`` that are not approved."""
+    if not gateway_ids:
+        return set()
+    query = select(Device.gateway_id, Device.key).where(
+        Device.gateway_id.in_(gateway_ids), Device.approval != Approval.APPROVED.value
+    )
+    return {(gateway, key) for gateway, key in session.execute(query)}

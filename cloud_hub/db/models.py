@@ -5,22 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from cloud_hub.alerts.lifecycle import AlertState
 from cloud_hub.db.base import Base
 
 Key = String(64)
 
 
-class AlertState(StrEnum):
-    ACTIVE = "active"
-    CLEARED = "cleared"
-
-
 class AlertSource(StrEnum):
     HUB = "hub"  # threshold evaluated by the hub on telemetry windows
     EDGE = "edge"  # Event raised by the gateway's rules
+    HEALTH = "health"  # device or gateway offline, detected by the hub
 
 
 class District(Base):
@@ -56,6 +62,7 @@ class Gateway(Base):
     agent_version: Mapped[str] = mapped_column(String(200), default="")
     heartbeat_interval_s: Mapped[float | None] = mapped_column(Float)
     outbox_depth: Mapped[int | None] = mapped_column(Integer)
+    registered_at: Mapped[datetime | None]  # its devices were imported: others it reports wait
 
 
 class Room(Base):
@@ -68,6 +75,16 @@ class Room(Base):
     gateway_id: Mapped[str] = mapped_column(ForeignKey("gateway.id"))
     key: Mapped[str] = mapped_column(Key)
     name: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[str] = mapped_column(String(32), default="")  # classroom, lab, canteen …
+
+
+class Approval(StrEnum):
+    """Whether a device is part of the registry (审核备案): only approved devices are counted in
+    status and KPIs and raise alerts; a pending device's data is stored all the same."""
+
+    APPROVED = "approved"
+    PENDING = "pending"
+    REJECTED = "rejected"
 
 
 class Device(Base):
@@ -86,6 +103,10 @@ class Device(Base):
     last_ok_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(String(500), default="")
     last_seen_at: Mapped[datetime | None]  # end of the newest telemetry window
+    offline_since: Mapped[datetime | None]  # when its gateway first reported it offline
+    approval: Mapped[str] = mapped_column(String(16), default=Approval.APPROVED.value)
+    approval_by: Mapped[str] = mapped_column(String(100), default="")
+    approval_at: Mapped[datetime | None]
 
     gateway: Mapped[Gateway] = relationship(lazy="joined")
     room: Mapped[Room | None] = relationship(lazy="joined")
@@ -132,11 +153,31 @@ class SeenSeq(Base):
     claimed_at: Mapped[datetime]
 
 
+#: the predicate of "active" in SQL, shared by the unique partial index and the upsert's target
+ALERT_ACTIVE_SQL = "state <> 'resolved'"
+
+
 class Alert(Base):
-    """An alert from a hub threshold rule or an edge event; one active per device+rule+source."""
+    """An alert from a hub threshold rule, an edge event or a health alarm.
+
+    At most one is active (not resolved) per (gateway, device, rule): the partial unique index
+    ``uq_alert_active`` enforces it, and a raise is one atomic upsert on it
+    (``cloud_hub.db.alerts.raise_alert``). ``opened_at`` is when it was first seen, ``cleared_at``
+    when its condition last went back to normal (None while present)."""
 
     __tablename__ = "alert"
-    __table_args__ = (Index("ix_alert_lookup", "gateway_id", "device", "rule", "source", "state"),)
+    __table_args__ = (
+        Index(
+            "uq_alert_active",
+            "gateway_id",
+            "device",
+            "rule",
+            unique=True,
+            sqlite_where=text(ALERT_ACTIVE_SQL),
+            postgresql_where=text(ALERT_ACTIVE_SQL),
+        ),
+        Index("ix_alert_opened_at", "opened_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     school_id: Mapped[str | None] = mapped_column(ForeignKey("school.id"), index=True)
@@ -145,14 +186,77 @@ class Alert(Base):
     point: Mapped[str] = mapped_column(Key)
     rule: Mapped[str] = mapped_column(Key)
     severity: Mapped[str] = mapped_column(String(8))
-    state: Mapped[str] = mapped_column(String(16), default=AlertState.ACTIVE.value)
+    state: Mapped[str] = mapped_column(String(16), default=AlertState.OPEN.value)
     source: Mapped[str] = mapped_column(String(8))
     opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
     cleared_at: Mapped[datetime | None]
     value: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     standard: Mapped[str] = mapped_column(String(200), default="")
     message: Mapped[str] = mapped_column(String(500), default="")
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str] = mapped_column(String(100), default="")
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str] = mapped_column(String(100), default="")
+    escalation_tier: Mapped[int] = mapped_column(Integer, default=0)  # 0 school, 1 district, 2 city
+    escalated_at: Mapped[datetime | None]
+
+
+class AlertChange(Base):
+    """One transition of one alert: what, from which state to which, who, when and why."""
+
+    __tablename__ = "alert_change"
+    __table_args__ = (Index("ix_alert_change_alert", "alert_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alert.id"))
+    school_id: Mapped[str | None] = mapped_column(Key, index=True)  # for scoped streams
+    at: Mapped[datetime]
+    transition: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))  # None: the raise that opened it
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(100))  # username, "gateway:<id>" or "hub"
+    comment: Mapped[str] = mapped_column(String(500), default="")
+
+
+class StatusChange(Base):
+    """A gateway (``device`` = "") or device going online, offline or unknown, as the hub saw it:
+    the stream's record of status changes."""
+
+    __tablename__ = "status_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    school_id: Mapped[str | None] = mapped_column(Key, index=True)
+    gateway_id: Mapped[str] = mapped_column(Key)
+    device: Mapped[str] = mapped_column(Key, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class WebhookDelivery(Base):
+    """One alert transition to deliver to one webhook, and how that went: the delivery log."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("webhook", "alert_change_id"),
+        Index("ix_webhook_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook: Mapped[str] = mapped_column(Key)
+    alert_change_id: Mapped[int] = mapped_column(ForeignKey("alert_change.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[str] = mapped_column(String(4000))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    delivered_at: Mapped[datetime | None]
 
 
 class DeviceCommandStatus(StrEnum):

@@ -6,13 +6,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Health, SiteIdentity
 from cloud_hub.auth.scope import Scope
+from cloud_hub.db import alerts, feed
 from cloud_hub.db.base import insert_missing
-from cloud_hub.db.models import Alert, Device, District, Gateway, School
+from cloud_hub.db.models import Device, District, Gateway, School
 
 
 def upsert_site(session: Session, *, site: SiteIdentity) -> School:
@@ -52,12 +53,7 @@ def record_heartbeat(
     gateway = ensure_gateway(session, node=node)
     if gateway.school_id != school.id:
         gateway.school_id = school.id
-        # alerts raised before the first heartbeat said where this gateway is
-        session.execute(
-            update(Alert)
-            .where(Alert.gateway_id == node, Alert.school_id.is_(None))
-            .values(school_id=school.id)
-        )
+        alerts.assign_school(session, gateway_id=node, school_id=school.id)
     if gateway.last_seen_at is None or received_at > gateway.last_seen_at:
         gateway.last_seen_at = received_at
     newest = gateway.heartbeat_sent_at is None or sent_at >= gateway.heartbeat_sent_at
@@ -72,6 +68,9 @@ def record_heartbeat(
 def set_gateway_state(session: Session, *, node: str, online: bool, at: datetime) -> Gateway:
     """Apply a retained state / will message, in arrival order."""
     gateway = ensure_gateway(session, node=node)
+    if gateway.online is not online:
+        status = "online" if online else "offline"
+        feed.record_status(session, gateway_id=node, status=status, at=at, reason="state message")
     gateway.online = online
     gateway.state_changed_at = at
     return gateway
@@ -134,3 +133,11 @@ def _with_gateways(session: Session, schools: list[School]) -> list[SchoolTopolo
 
 def _recency(gateway: Gateway) -> float:
     return gateway.last_seen_at.timestamp() if gateway.last_seen_at else float("-inf")
+
+
+def list_districts(session: Session, *, scope: Scope | None = None) -> list[District]:
+    """Districts in ``scope`` by id (with or without schools)."""
+    query = select(District).order_by(District.id)
+    if scope is not None:
+        query = query.where(scope.districts(District.id))
+    return list(session.scalars(query))

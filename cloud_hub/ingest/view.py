@@ -25,14 +25,15 @@ class BatchView:
         *,
         devices: dict[DeviceKey, int],
         gateways: dict[str, bool],
-        active_alerts: set[AlertKey],
+        active_alerts: dict[AlertKey, bool],
     ) -> None:
         self._durable_devices = devices
         self._durable_gateways = gateways
         self.devices: ChainMap[DeviceKey, int] = ChainMap({}, {}, devices)
         self.gateways: ChainMap[str, bool] = ChainMap({}, {}, gateways)
-        # read from the database at the start of the batch; False once cleared in the batch
-        self.alerts: ChainMap[AlertKey, bool] = ChainMap({}, {}, dict.fromkeys(active_alerts, True))
+        # whether an active alert's condition is present: read from the database at the start of
+        # the batch (``alerts.active_conditions``), then as the batch raises and clears
+        self.alerts: ChainMap[AlertKey, bool] = ChainMap({}, {}, active_alerts)
         self.newest: ChainMap[int, datetime] = ChainMap({}, {}, {})  # device id -> window end
 
     def _layers(self) -> tuple[ChainMap[Any, Any], ...]:

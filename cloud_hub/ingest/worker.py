@@ -11,7 +11,6 @@ rejected alone and its neighbours are stored. It does no network I/O, so tests d
 from __future__ import annotations
 
 import logging
-import operator
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +27,6 @@ from campus_protocol import (
     DecodeError,
     Envelope,
     Event,
-    EventState,
     Health,
     InvalidTopic,
     MessageKind,
@@ -39,10 +37,11 @@ from campus_protocol import (
     parse_topic,
 )
 from campus_protocol.topics import Direction
+from cloud_hub.alerts.conditions import apply_event, follow, hub_rule_conditions
 from cloud_hub.db import alerts, commands, devices, topology
-from cloud_hub.db.alerts import AlertKey
+from cloud_hub.db.alerts import HUB_ACTOR
 from cloud_hub.db.base import WRITER
-from cloud_hub.db.models import AlertSource
+from cloud_hub.db.models import Approval
 from cloud_hub.db.telemetry import TelemetryRows
 from cloud_hub.ingest import collector, dedupe
 from cloud_hub.ingest.checks import (
@@ -55,8 +54,7 @@ from cloud_hub.ingest.dedupe import ClaimKey, claim, claim_many
 from cloud_hub.ingest.rejections import Rejected
 from cloud_hub.ingest.view import BatchView, DeviceKey
 from device_profiles.loader import load_profiles
-from device_profiles.rules import RuleSite
-from device_profiles.schema import Comparison, Profile
+from device_profiles.schema import Profile
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +65,6 @@ INGEST_ERRORS = Counter(
     "campus_ingest_errors_total", "Uplink messages rejected by hub ingest.", ["error_type", "stage"]
 )
 
-COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
-    Comparison.GT: operator.gt,
-    Comparison.GE: operator.ge,
-    Comparison.LT: operator.lt,
-    Comparison.LE: operator.le,
-    Comparison.EQ: operator.eq,
-    Comparison.NE: operator.ne,
-}
 INGEST_REPLAYS = Counter(
     "campus_ingest_replayed_batches_total",
     "Batches whose set-based pass failed and were replayed with a savepoint per message.",
@@ -145,6 +135,7 @@ class IngestWorker:
         self.rejected_windows: Tally[str] = Tally()  # windows skipped inside stored batches
         self._last_logged: dict[str, float] = {}
         self._device_ids: dict[DeviceKey, int] = {}
+        self._held: set[DeviceKey] = set()  # this batch's devices awaiting approval
         self._gateways: dict[str, bool] = {}
         self._skipped: list[Rejected] = []  # windows skipped by the batch being stored
         self._stored: list[tuple[str, Telemetry]] = []  # windows for the sink, once committed
@@ -227,7 +218,10 @@ class IngestWorker:
         session.connection(execution_options=WRITER)
         self._skipped, self._stored = [], []
         self._not_future = set()
-        active = alerts.active_alert_keys(session, gateway_ids=self._alerting_nodes(batch))
+        alerting = self._alerting_nodes(batch)
+        active = alerts.active_conditions(session, gateway_ids=alerting)
+        # devices awaiting approval raise no alerts (their data is stored all the same)
+        self._held = devices.unapproved_keys(session, gateway_ids=alerting)
         return BatchView(devices=self._device_ids, gateways=self._gateways, active_alerts=active)
 
     def _store_set_based(
@@ -356,7 +350,7 @@ class IngestWorker:
             if newest:
                 for health in body.devices:
                     device = devices.apply_device_health(
-                        session, gateway_id=gateway.id, health=health
+                        session, gateway_id=gateway.id, health=health, at=now
                     )
                     view.devices[(gateway.id, device.key)] = device.id
         elif isinstance(body, State):
@@ -393,14 +387,17 @@ class IngestWorker:
             if device_id is None:
                 self._ensure_gateway(session, view, node)
                 check_device_budget(session, node=node, new_devices=1, limits=self.limits)
-                device_id = devices.ensure_device(
+                device = devices.ensure_device(
                     session,
                     gateway_id=node,
                     key=body.device,
                     room=body.room,
                     profile=body.profile,
                     protocol=profile.protocol,
-                ).id
+                )
+                if device.approval != Approval.APPROVED.value:
+                    self._held.add(key)
+                device_id = device.id
             view.devices[key] = device_id
         return device_id
 
@@ -453,55 +450,15 @@ class IngestWorker:
     def _evaluate_rules(
         self, session: Session, view: BatchView, node: str, profile: Profile, body: Telemetry
     ) -> None:
-        """Open an alert when a hub rule fires and none is active; clear it when it stops.
-        Edge rules are the gateway's: their alerts arrive as events."""
-        for rule in profile.alerts:
-            if rule.where is not RuleSite.HUB or rule.point is None or rule.op is None:
-                continue
-            assert rule.threshold is not None  # a hub rule is a threshold (profile validation)
-            stats = body.points.get(rule.point)
-            if stats is None:
-                continue
-            value = float(getattr(stats, rule.stat.value))
-            firing = COMPARE[rule.op](value, rule.threshold)
-            key = AlertKey(node, body.device, rule.id, AlertSource.HUB)
-            if firing and not view.alerts.get(key, False):
-                alerts.open_alert(
-                    session,
-                    key=key,
-                    point=rule.point,
-                    severity=rule.severity.value,
-                    at=body.window_end,
-                    value=value,
-                    threshold=rule.threshold,
-                    standard=rule.standard,
-                    message=rule.message,
-                )
-                view.alerts[key] = True
-            elif not firing and view.alerts.get(key, False):
-                alerts.clear_alerts(session, key=key, at=body.window_end)
-                view.alerts[key] = False
+        if (node, body.device) in self._held:
+            return
+        for key, alarm in hub_rule_conditions(node, profile, body):
+            follow(session, view.alerts, key=key, alarm=alarm, at=body.window_end, actor=HUB_ACTOR)
 
     def _store_event(self, session: Session, view: BatchView, node: str, body: Event) -> None:
         self._ensure_gateway(session, view, node)
-        key = AlertKey(node, body.device, body.rule, AlertSource.EDGE)
-        active = view.alerts.get(key, False)
-        if body.state is EventState.RAISED and not active:
-            alerts.open_alert(
-                session,
-                key=key,
-                point=body.point,
-                severity=body.severity.value,
-                at=body.at,
-                value=body.value,
-                threshold=body.threshold,
-                standard=body.standard,
-                message=body.message,
-            )
-            view.alerts[key] = True
-        elif body.state is EventState.CLEARED and active:
-            alerts.clear_alerts(session, key=key, at=body.at)
-            view.alerts[key] = False
+        if (node, body.device) not in self._held:
+            apply_event(session, view.alerts, node=node, event=body)
 
     def _count(self, outcome: Outcome, stage: str = "processing") -> Outcome:
         INGEST_MESSAGES.labels(kind=outcome.kind, outcome=outcome.status.value).inc()

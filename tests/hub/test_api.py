@@ -108,8 +108,11 @@ def test_devices_carry_room_status_and_latest_values(client: TestClient) -> None
         "school_id": "s-1",
         "room": {"id": "r101", "name": "Room 101"},
         "profile": "sensecap_s_co2_03",
+        "profile_known": True,
         "protocol": "modbus",
         "status": "online",
+        "approval": "approved",
+        "completeness_24h": 1.0,
         "last_ok_at": "2026-03-02T08:00:10Z",
         "last_error": "",
         "values": {"co2": {"value": 1200.0, "unit": "ppm", "at": "2026-03-02T08:00:10Z"}},
@@ -140,8 +143,8 @@ def test_alerts_list_hub_and_edge_alerts_with_filters(client: TestClient) -> Non
         ("hub", "co2_above_hygiene_limit", "IV"),
         ("edge", "gas_above_alarm_1", "II"),
     }
-    assert client.get("/api/v1/alerts?state=cleared").json() == {"data": [], "count": 0}
-    assert client.get("/api/v1/alerts?severity=II").json()["count"] == 1
+    assert client.get("/api/v1/alerts?state=resolved").json() == {"data": [], "count": 0}
+    assert client.get("/api/v1/alerts?level=II").json()["count"] == 1
 
 
 @pytest.mark.parametrize(
@@ -153,8 +156,10 @@ def test_alerts_list_hub_and_edge_alerts_with_filters(client: TestClient) -> Non
         "/api/v1/schools/%00",
         "/api/v1/devices?status=broken",
         "/api/v1/devices?school_id=%27%20OR%201%3D1",
-        "/api/v1/alerts?state=open",
-        "/api/v1/alerts?severity=V",
+        "/api/v1/alerts?state=cleared",
+        "/api/v1/alerts?level=V",
+        "/api/v1/alerts?offset=-1",
+        "/api/v1/alerts/abc",
         "/api/v1/alerts?limit=0",
         "/api/v1/alerts?limit=abc",
     ],
@@ -164,7 +169,12 @@ def test_hostile_query_values_get_422_not_500(client: TestClient, url: str) -> N
 
 
 def test_healthz_metrics_docs_and_dashboard(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "role": "regional", "ingest": "off"}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "role": "regional",
+        "ingest": "off",
+        "database": "ok",
+    }
     assert "campus_ingest_messages_total" in client.get("/metrics").text
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/static/vendor/swagger-ui/" in docs.text

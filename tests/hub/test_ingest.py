@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import MAX_MESSAGE_BYTES, DeviceStatus, EventState, MessageKind, uplink_topic
+from cloud_hub.alerts.lifecycle import AlertState
 from cloud_hub.db import alerts, devices, telemetry
 from cloud_hub.db.models import (
     Alert,
     AlertSource,
-    AlertState,
     District,
     Gateway,
     LatestValue,
@@ -270,7 +270,7 @@ def _windows(values: list[float]) -> list[tuple[str, bytes]]:
     ]
 
 
-def test_a_threshold_alert_opens_once_while_the_rule_holds_and_clears_after(
+def test_a_level_iv_threshold_alert_opens_once_while_the_rule_holds_and_resolves_after(
     worker: IngestWorker, sessions: sessionmaker[Session]
 ) -> None:
     worker.process(*heartbeat(seq=1, devices=[device_health("co2-1")]), now=T0)
@@ -283,8 +283,10 @@ def test_a_threshold_alert_opens_once_while_the_rule_holds_and_clears_after(
         hygiene = [a for a in rows if a.rule == "co2_above_hygiene_limit"]
         assert len(hygiene) == 1
         alert = hygiene[0]
-        assert alert.state == AlertState.CLEARED.value
+        assert alert.state == AlertState.RESOLVED.value  # level IV resolves itself
+        assert (alert.resolved_by, alert.resolved_at) == ("hub", T0 + timedelta(seconds=40))
         assert alert.source == AlertSource.HUB.value
+        assert (alert.occurrences, alert.last_seen_at) == (1, T0 + timedelta(seconds=20))
         assert (alert.school_id, alert.device, alert.severity) == ("s-1", "co2-1", "IV")
         assert (alert.value, alert.threshold) == (1200, 1000)
         assert alert.opened_at == T0 + timedelta(seconds=20)
@@ -293,7 +295,7 @@ def test_a_threshold_alert_opens_once_while_the_rule_holds_and_clears_after(
         assert total == 1  # the 1500 ppm design-limit rule never fired
 
 
-def test_a_threshold_alert_opens_again_after_it_cleared(
+def test_a_self_resolving_threshold_alert_opens_anew_after_it_cleared(
     worker: IngestWorker, sessions: sessionmaker[Session]
 ) -> None:
     for message in _windows([1200, 900, 1100]):
@@ -301,10 +303,10 @@ def test_a_threshold_alert_opens_again_after_it_cleared(
 
     with sessions() as session:
         states = sorted(a.state for a in session.scalars(select(Alert)))
-    assert states == ["active", "cleared"]
+    assert states == ["open", "resolved"]
 
 
-def test_edge_events_open_and_clear_an_edge_alert(
+def test_edge_events_open_a_level_ii_alert_count_repeats_and_clear_without_resolving(
     worker: IngestWorker, sessions: sessionmaker[Session]
 ) -> None:
     worker.process(*heartbeat(seq=1), now=T0)
@@ -313,14 +315,15 @@ def test_edge_events_open_and_clear_an_edge_alert(
 
     with sessions() as session:
         (alert,) = session.scalars(select(Alert)).all()
-        assert (alert.state, alert.source, alert.school_id) == ("active", "edge", "s-1")
+        assert (alert.state, alert.source, alert.school_id) == ("open", "edge", "s-1")
+        assert (alert.occurrences, alert.last_seen_at) == (2, T0 + timedelta(seconds=5))
 
     worker.process(*event(seq=4, state=EventState.CLEARED, at=T0 + timedelta(minutes=1)))
 
     assert (raised.status, again.status) == (OutcomeStatus.ACCEPTED, OutcomeStatus.ACCEPTED)
     with sessions() as session:
         (alert,) = session.scalars(select(Alert)).all()
-        assert alert.state == "cleared"
+        assert alert.state == "open"  # level II waits for a person to resolve it
         assert alert.cleared_at == T0 + timedelta(minutes=1)
 
 
@@ -349,6 +352,6 @@ def test_an_alert_raised_before_the_first_heartbeat_gets_its_school_from_it(
     worker.process(*heartbeat(seq=1, devices=[device_health("co2-1")]), now=T0)
 
     with sessions() as session:
-        rows, total = alerts.list_alerts(session, school_id="s-1")
+        rows, total = alerts.list_alerts(session, where=alerts.AlertFilter(school_id="s-1"))
     assert total == 1
     assert [(a.rule, a.school_id) for a in rows] == [("co2_above_hygiene_limit", "s-1")]

@@ -133,7 +133,7 @@ def test_devices_cached_by_a_committed_batch_are_used_by_the_next_one(
         assert session.scalar(select(func.count()).select_from(Device)) == 1
 
 
-def test_an_alert_opened_and_cleared_inside_one_batch_ends_cleared(
+def test_an_alert_opened_and_cleared_inside_one_batch_ends_resolved(
     worker: IngestWorker, sessions: sessionmaker[Session]
 ) -> None:
     worker.process(*heartbeat(seq=1, devices=[device_health("co2-1")]), now=T0)
@@ -146,7 +146,7 @@ def test_an_alert_opened_and_cleared_inside_one_batch_ends_cleared(
 
     with sessions() as session:
         (alert,) = session.scalars(select(Alert)).all()
-    assert (alert.state, alert.school_id, alert.value) == ("cleared", "s-1", 1200)
+    assert (alert.state, alert.school_id, alert.value) == ("resolved", "s-1", 1200)
     assert alert.opened_at == T0 + timedelta(minutes=1, seconds=10)
     assert alert.cleared_at == T0 + timedelta(minutes=3, seconds=10)
 
@@ -165,10 +165,13 @@ def test_an_alert_left_active_by_one_batch_is_cleared_by_the_next(
     )
 
     with sessions() as session:
-        states = {(a.source, a.rule): a.state for a in session.scalars(select(Alert))}
+        states = {
+            (a.source, a.rule): (a.state, a.cleared_at is not None)
+            for a in session.scalars(select(Alert))
+        }
     assert states == {
-        ("edge", "gas_above_alarm_1"): "cleared",
-        ("hub", "co2_above_hygiene_limit"): "cleared",
+        ("edge", "gas_above_alarm_1"): ("open", True),  # level II: a person resolves it
+        ("hub", "co2_above_hygiene_limit"): ("resolved", True),  # level IV resolves itself
     }
 
 

@@ -11,13 +11,14 @@ from urllib.parse import quote
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import EventState
 from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
+from cloud_hub.db.models import Alert
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from tests.auth_support import bearer, make_user
@@ -32,6 +33,9 @@ OTHER_CITY = SITE.model_copy(
 )
 #: words that only the south district's (or another city's) data contains
 SOUTH_MARKERS = ("s-2", "gw-2", "d-south", "South", "s-9", "gw-9", "d-far")
+
+#: the event stream never ends by itself: its scope is tested in tests/hub/test_stream.py
+ENDLESS = "/api/v1/stream"
 
 USERS = {
     "admin": (Role.CITY_ADMIN, "city:city-1"),
@@ -68,30 +72,51 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield client
 
 
-def read_routes(app: FastAPI) -> list[str]:
-    """Every GET route of the API with its query filters pointed at the south district."""
+def read_routes(app: FastAPI, *, south_alert: int) -> list[str]:
+    """Every GET route of the API with its ids and query filters pointed at the south district."""
     urls = []
     for path, methods in app.openapi()["paths"].items():
         if "get" not in methods or not path.startswith("/api/"):
             continue
-        params = {p["name"] for p in methods["get"].get("parameters", []) if p["in"] == "query"}
+        if path == ENDLESS:
+            continue
+        query_params = [p for p in methods["get"].get("parameters", []) if p["in"] == "query"]
+        params = {p["name"] for p in query_params}
+        required = "".join(f"&{p['name']}=co2" for p in query_params if p.get("required"))
         query = "&".join(
             f"{name}={value}"
-            for name, value in (("school_id", "s-2"), ("district_id", "d-south"))
+            for name, value in (
+                ("school_id", "s-2"),
+                ("district_id", "d-south"),
+                ("gateway_id", "gw-2"),
+            )
             if name in params
         )
-        urls.append(path.replace("{school_id}", "s-2") + (f"?{query}" if query else ""))
+        path = (
+            path.replace("{school_id}", "s-2")
+            .replace("{alert_id}", str(south_alert))
+            .replace("{device_id}", "co2-1")
+        )
+        urls.append(path + (f"?{query}{required}" if query else ""))
         if query:
-            urls.append(path)
+            urls.append(path + ("?" + required[1:] if required else ""))
     return urls
 
 
 @pytest.mark.parametrize("user", ["north-ops", "s1-tech", "north-viewer"])
 def test_no_read_route_shows_a_scoped_user_anything_of_another_district(
-    app: FastAPI, client: TestClient, tokens: dict[str, str], user: str
+    app: FastAPI,
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    tokens: dict[str, str],
+    user: str,
 ) -> None:
-    routes = read_routes(app)
-    assert "/api/v1/schools/s-2" in routes and "/api/v1/alerts?school_id=s-2" in routes
+    with sessions() as session:
+        south_alert = session.scalar(select(func.min(Alert.id)).where(Alert.gateway_id == "gw-2"))
+    assert south_alert is not None
+    routes = read_routes(app, south_alert=south_alert)
+    assert "/api/v1/schools/s-2" in routes and f"/api/v1/alerts/{south_alert}" in routes
+    assert "/api/v1/alerts?school_id=s-2&district_id=d-south" in routes
 
     for url in routes:
         response = client.get(url, headers=bearer(tokens[user]))
@@ -209,7 +234,7 @@ def test_injection_in_paths_and_query_values_never_errors_and_never_widens_the_s
     gets = [
         (path, {p["name"] for p in methods["get"].get("parameters", []) if p["in"] == "query"})
         for path, methods in app.openapi()["paths"].items()
-        if "get" in methods and path.startswith("/api/")
+        if "get" in methods and path.startswith("/api/") and path != ENDLESS
     ]
     for value in INJECTIONS:
         for path, params in gets:

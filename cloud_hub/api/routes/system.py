@@ -3,24 +3,41 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from cloud_hub.api.deps import SessionDep, SettingsDep
+from cloud_hub.api.deps import SettingsDep
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/healthz")
-def healthz(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, str]:
-    """Liveness: the process answers and the database accepts a query. ``ingest`` says whether
-    this process's ingest is subscribed to the hub broker (``off`` when it runs no ingest)."""
-    session.execute(text("SELECT 1"))
+def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
+    """Whether this hub process can do its job: 200 ``ok``, or 503 ``unavailable`` when its
+    database does not answer or its ingest lost the hub broker (a hub that cannot hear its
+    gateways is not healthy, however well it answers). ``ingest`` is ``subscribed``,
+    ``disconnected`` or ``off`` (this process runs no ingest); ``database`` is ``ok`` or
+    ``unavailable``."""
+    database = "ok"
+    try:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        database = "unavailable"
     ingest = getattr(request.app.state, "ingest", None)
     subscribed = (
         "off" if ingest is None else ("subscribed" if ingest.connected.is_set() else "disconnected")
     )
-    return {"status": "ok", "role": settings.role, "ingest": subscribed}
+    healthy = database == "ok" and subscribed != "disconnected"
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "role": settings.role,
+        "ingest": subscribed,
+        "database": database,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,0 +1,1 @@
+"""Alerts as operations staff handle them: the lifecycle table, levels, escalation."""

@@ -117,6 +117,7 @@ def create_app(
     modules = (auth, districts, schools, devices, series, alerts, gateways, commands, kpis)
     for module in (*modules, stream, audit, system):
         app.include_router(module.router)
+    app.include_router(devices.approval_router)
     app.include_router(auth.page_router)
     add_web(app)
     return app

@@ -16,6 +16,9 @@ from cloud_hub.status import GatewayStatus, SchoolStatus
 #: a device's id on its gateway, as a path segment
 DeviceKeyPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
+#: a gateway's id as a path segment
+GatewayKeyPath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
 #: query-parameter form of an id: bounded and printable, so hostile values get 422, not 500
 IdQuery = Annotated[
     str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")

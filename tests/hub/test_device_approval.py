@@ -181,7 +181,9 @@ def test_a_device_beyond_the_registry_is_pending_stored_uncounted_and_silent(
 def test_approving_a_device_counts_it_and_lets_it_alert(
     client: TestClient, sessions: sessionmaker[Session], worker: IngestWorker
 ) -> None:
-    approved = client.post("/api/v1/devices/gas-1/approve", headers=as_user(client, "ops"))
+    approved = client.post(
+        "/api/v1/gateways/gw-1/devices/gas-1/approve", headers=as_user(client, "ops")
+    )
     worker.process(*event(seq=4, state=EventState.RAISED, device="gas-1", at=T0))
 
     assert approved.status_code == 200
@@ -197,7 +199,9 @@ def test_approving_a_device_counts_it_and_lets_it_alert(
 
 
 def test_rejecting_a_device_keeps_it_out(client: TestClient) -> None:
-    rejected = client.post("/api/v1/devices/gas-1/reject", headers=as_user(client, "ops"))
+    rejected = client.post(
+        "/api/v1/gateways/gw-1/devices/gas-1/reject", headers=as_user(client, "ops")
+    )
 
     assert rejected.json()["approval"] == "rejected"
     school = client.get("/api/v1/schools/s-1", headers=as_user(client, "ops")).json()
@@ -205,9 +209,15 @@ def test_rejecting_a_device_keeps_it_out(client: TestClient) -> None:
 
 
 def test_only_an_operator_in_scope_approves(client: TestClient) -> None:
-    viewer = client.post("/api/v1/devices/gas-1/approve", headers=as_user(client, "viewer"))
-    south = client.post("/api/v1/devices/gas-1/approve", headers=as_user(client, "south"))
-    unknown = client.post("/api/v1/devices/nope/approve", headers=as_user(client, "ops"))
+    viewer = client.post(
+        "/api/v1/gateways/gw-1/devices/gas-1/approve", headers=as_user(client, "viewer")
+    )
+    south = client.post(
+        "/api/v1/gateways/gw-1/devices/gas-1/approve", headers=as_user(client, "south")
+    )
+    unknown = client.post(
+        "/api/v1/gateways/gw-1/devices/nope/approve", headers=as_user(client, "ops")
+    )
 
     assert viewer.status_code == 403
     assert south.status_code == unknown.status_code == 404

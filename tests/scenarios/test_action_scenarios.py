@@ -81,8 +81,8 @@ async def test_gas_leak_with_the_uplink_down(
     assert "event" not in kinds[2:]
     assert backlog > 4
     assert hub.alerts() == [
-        ("lab-gas", "gas_level_1", "II", "active"),
-        ("lab-gas", "gas_level_2", "I", "active"),
+        ("lab-gas", "gas_level_1", "II", "open"),
+        ("lab-gas", "gas_level_2", "I", "open"),
     ]
     assert (commands["origin"], commands["target"], commands["status"]) == (
         "local",
@@ -123,7 +123,7 @@ async def test_smoke_alarm_switches_the_lights_to_the_emergency_scene(
             audit = hub.get("/api/v1/commands/" + local_command_id(ingested))
 
     assert levels == [254, 254, 254, 254]
-    assert alerts == [("gate-io", "fire_alarm", "I", "active")]
+    assert alerts == [("gate-io", "fire_alarm", "I", "open")]
     assert (audit["target"], audit["status"], audit["readback"]) == (
         "emergency_scene",
         "succeeded",

@@ -1,4 +1,4 @@
-"""GET /api/v1/devices, POST /api/v1/devices/{id}/approve and /reject."""
+"""GET /api/v1/devices; POST /api/v1/gateways/{gateway}/devices/{device}/approve and /reject."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from cloud_hub.api.schemas import (
     DeviceKeyPath,
     DevicePublic,
     DevicesPublic,
+    GatewayKeyPath,
     IdQuery,
     RoomRef,
     ValuePublic,
@@ -90,27 +91,31 @@ def list_devices(
     return DevicesPublic(data=data, count=len(data))
 
 
-@router.post("/{device_id}/approve", response_model=DevicePublic)
+#: approval names the device by its gateway: device ids are unique per gateway only
+approval_router = APIRouter(prefix="/api/v1/gateways/{gateway_id}/devices", tags=["devices"])
+
+
+@approval_router.post("/{device_id}/approve", response_model=DevicePublic)
 def approve_device(
     session: SessionDep,
     user: Operator,
     now: NowDep,
     profiles: ProfilesDep,
+    gateway_id: GatewayKeyPath,
     device_id: DeviceKeyPath,
-    gateway_id: IdQuery = None,
 ) -> DevicePublic:
     """Register the device (审核备案): it is counted in status and KPIs and raises alerts."""
     return _decide(session, user, now, profiles, device_id, gateway_id, Approval.APPROVED)
 
 
-@router.post("/{device_id}/reject", response_model=DevicePublic)
+@approval_router.post("/{device_id}/reject", response_model=DevicePublic)
 def reject_device(
     session: SessionDep,
     user: Operator,
     now: NowDep,
     profiles: ProfilesDep,
+    gateway_id: GatewayKeyPath,
     device_id: DeviceKeyPath,
-    gateway_id: IdQuery = None,
 ) -> DevicePublic:
     """Refuse the device: its data is kept, it is never counted and raises no alerts."""
     return _decide(session, user, now, profiles, device_id, gateway_id, Approval.REJECTED)
@@ -122,22 +127,20 @@ def _decide(
     now: datetime,
     profiles: Mapping[str, Profile],
     device_id: str,
-    gateway_id: str | None,
+    gateway_id: str,
     approval: Approval,
 ) -> DevicePublic:
     action = "device.approve" if approval is Approval.APPROVED else "device.reject"
-    target = f"device:{gateway_id or '*'}/{device_id}"
+    target = f"device:{gateway_id}/{device_id}"
     found = devices.find_in_scope(session, key=device_id, gateway_id=gateway_id, scope=user.scope)
-    if len(found) != 1:
-        result = audit.Result.NOT_FOUND if not found else audit.Result.FAILED
-        audit.record(session, actor=user, action=action, target=target, result=result, at=now)
+    if not found:
+        audit.record(
+            session, actor=user, action=action, target=target, result=audit.Result.NOT_FOUND, at=now
+        )
         session.commit()
-        if not found:
-            raise HTTPException(404, f"device {device_id!r} not found")
-        raise HTTPException(409, f"device {device_id!r} is on several gateways: add gateway_id")
+        raise HTTPException(404, f"device {device_id!r} of gateway {gateway_id!r} not found")
     device = found[0]
     device.approval, device.approval_by, device.approval_at = approval.value, user.username, now
-    target = f"device:{device.gateway_id}/{device.key}"
     audit.record(session, actor=user, action=action, target=target, result=audit.Result.OK, at=now)
     session.commit()
     values = telemetry.latest_values(session, device_ids=[device.id])

@@ -105,3 +105,68 @@ def test_campus_hub_migrate_adopts_a_database_made_before_migrations(database_ur
     assert result.exit_code == 0, result.output
     words = " ".join(result.output.split())  # as Rich wrapped it at 80 columns
     assert f"made before migrations (adopted at {schema.BASELINE})" in words
+
+
+def a_0002_hub_with_alerts(engine: Engine) -> None:
+    """A hub at revision 0002 (alerts ``active | cleared``) with a device, a room, an alert of
+    each state, and two active alerts for one key (an older hub checked before it inserted)."""
+    with engine.begin() as connection:
+        command.upgrade(schema.alembic_config(connection), "0002")
+        connection.execute(text("INSERT INTO gateway (id, agent_version) VALUES ('gw-1', '')"))
+        connection.execute(
+            text("INSERT INTO room (gateway_id, key, name) VALUES ('gw-1', 'lab-1', 'Lab')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO device (gateway_id, key, profile, protocol, status, last_error) "
+                "VALUES ('gw-1', 'gas-1', 'gas_detector_v1', 'modbus_tcp', 'online', '')"
+            )
+        )
+        alerts = [
+            (1, "co2", "active", "2026-11-30 08:00:00+00:00", None),
+            (2, "co2", "cleared", "2026-11-29 08:00:00+00:00", "2026-11-29 09:00:00+00:00"),
+            (3, "gas", "active", "2026-11-30 07:00:00+00:00", None),
+            (4, "gas", "active", "2026-11-30 07:00:01+00:00", None),
+        ]
+        for alert_id, rule, state, opened, cleared in alerts:
+            connection.execute(
+                text(
+                    "INSERT INTO alert (id, gateway_id, device, point, rule, severity, state,"
+                    " source, opened_at, cleared_at, value, threshold, standard, message)"
+                    " VALUES (:id, 'gw-1', 'gas-1', 'p', :rule, 'II', :state, 'hub',"
+                    " :opened, :cleared, 1.0, 0.5, '', '')"
+                ),
+                {
+                    "id": alert_id,
+                    "rule": rule,
+                    "state": state,
+                    "opened": opened,
+                    "cleared": cleared,
+                },
+            )
+
+
+def test_a_0002_hub_is_migrated_with_its_alerts_in_the_new_states(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        a_0002_hub_with_alerts(engine)
+
+        migrated = schema.migrate(engine)
+
+        assert (migrated.before, migrated.after) == ("0002", schema.head())
+        assert differences(engine) == []
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, state, resolved_by, occurrences FROM alert ORDER BY id")
+            ).all()
+            approval = connection.execute(text("SELECT approval FROM device")).scalar_one()
+            room_type = connection.execute(text("SELECT type FROM room")).scalar_one()
+        assert [tuple(row) for row in rows] == [
+            (1, "open", "", 1),
+            (2, "resolved", "hub", 1),
+            (3, "resolved", "migration 0003", 1),  # the older of two active for one key
+            (4, "open", "", 1),
+        ]
+        assert (approval, room_type) == ("approved", "")
+    finally:
+        engine.dispose()

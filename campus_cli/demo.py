@@ -83,6 +83,7 @@ class DemoError(RuntimeError):
 #: an agent or the hub restarted more often than this gives up the demo (it is crash-looping)
 MAX_RESTARTS = 5
 STATUS_EVERY_S = 10.0
+DEVICE_OFFLINE_ALARM_S = 30
 
 
 def _port_is_free(port: int) -> bool:
@@ -217,6 +218,8 @@ def _print_how_to_use(api: str, supervisor: Supervisor, options: DemoOptions) ->
     examples = [(f"stop-device {school.id} {device}", "its school turns amber")]
     if gas := by_profile.get("honeywell_midas_gas"):
         examples.append((f"set {school.id} {gas} concentration 30", "an orange (II) gas alert"))
+        offline_alert = f"a yellow (III) device_offline alert after {DEVICE_OFFLINE_ALARM_S} s"
+        examples.append((f"stop-device {school.id} {gas}", offline_alert))
     examples += [
         (f"cut-uplink {school.id}", "offline at the hub; restore-uplink drains its backlog"),
         ("stop-broker", "every uplink down; start-broker brings them back"),
@@ -273,6 +276,9 @@ def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions)
         "CAMPUS_HUB_BROKER__USERNAME": broker.hub_username,
         "CAMPUS_HUB_BROKER__PASSWORD": broker.hub_password,
         "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
+        # a stopped device raises its offline alert within a minute, not a profile's minutes
+        "CAMPUS_HUB_DEVICE_OFFLINE_ALARM_S": str(DEVICE_OFFLINE_ALARM_S),
+        "CAMPUS_HUB_HEALTH_CHECK_S": "2",
     }
     if broker.ca_file is not None:
         env["CAMPUS_HUB_BROKER__TLS__CA_FILE"] = str(broker.ca_file)
@@ -356,9 +362,7 @@ async def _wait_until_online(
             if online >= expected:
                 return
             await asyncio.sleep(1)
-    raise DemoError(
-        f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs"
-    )
+    raise DemoError(f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs")
 
 
 async def _fetch(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
@@ -433,9 +437,7 @@ def _report_exit(child: Child) -> None:
     )
 
 
-async def _schools_table(
-    api: str, headers: dict[str, str], status_pages: dict[str, str]
-) -> Table:
+async def _schools_table(api: str, headers: dict[str, str], status_pages: dict[str, str]) -> Table:
     async with httpx.AsyncClient(headers=headers) as client:
         schools = await _fetch(client, f"{api}/api/v1/schools")
     table = Table(title="Schools")

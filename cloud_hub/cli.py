@@ -19,8 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campus_config import ConfigError
 from campus_mqtt import make_client
-from cloud_hub.alerts.escalation import Escalation
-from cloud_hub.alerts.health import HealthMonitor, HealthRunner
+from cloud_hub.alerts.health import health_runner
 from cloud_hub.alerts.webhooks import Notifier
 from cloud_hub.auth import audit
 from cloud_hub.auth.cli import app as user_app
@@ -197,13 +196,8 @@ def ingest_command(
         settings.broker,
         share_group=settings.share_group,
     )
-    health = HealthRunner(
-        HealthMonitor(
-            sessions, profiles=consumer.worker.profiles, offline_after_s=settings.offline_after_s
-        ),
-        escalation=Escalation(sessions, settings.escalation),
-        connected=consumer.connected.is_set,
-        interval_s=settings.health_check_s,
+    health = health_runner(
+        settings, sessions, profiles=worker.profiles, connected=consumer.connected.is_set
     )
 
     async def run() -> None:

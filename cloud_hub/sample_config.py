@@ -37,6 +37,7 @@ api:                             # the REST API and the operations dashboard (ca
 
 # offline_after_s: 30            # a gateway without a heartbeat this long counts as offline
 # health_check_s: 5              # offline alarms and escalation are checked this often
+# device_offline_alarm_s: 60     # overrides every profile's offline_alarm.after_s (drills)
 
 # escalation:                    # open alerts nobody acknowledged go up a tier (docs/ALERTS.md)
 #   levels: [I, II]

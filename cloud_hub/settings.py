@@ -172,6 +172,9 @@ class HubSettings(LayeredSettings):
     escalation: EscalationSettings = EscalationSettings()
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     health_check_s: float = Field(default=5.0, gt=0, le=3600)  # offline alarms checked this often
+    #: when set, a device offline this long raises its alarm, whatever its profile's
+    #: ``offline_alarm.after_s`` says (a drill or the demo, where minutes are too long to wait)
+    device_offline_alarm_s: float | None = Field(default=None, gt=0, le=7 * 86400)
     auth: AuthSettings = AuthSettings()
     provisioning: ProvisioningSettings | None = None
     influx: InfluxSettings | None = None

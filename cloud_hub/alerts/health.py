@@ -30,6 +30,7 @@ from cloud_hub.db import alerts, feed
 from cloud_hub.db.alerts import HUB_ACTOR, Alarm, AlertKey
 from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource, Approval, Device, Gateway
+from cloud_hub.settings import HubSettings
 from cloud_hub.status import GatewayStatus, Hearing, gateway_status
 from device_profiles.schema import Profile
 
@@ -50,10 +51,12 @@ class HealthMonitor:
         *,
         profiles: Mapping[str, Profile],
         offline_after_s: float,
+        device_offline_alarm_s: float | None = None,
     ) -> None:
         self._sessions = sessions
         self.profiles = profiles
         self.offline_after_s = offline_after_s
+        self.device_offline_alarm_s = device_offline_alarm_s  # None: each profile's after_s
 
     def check(self, *, now: datetime, hearing: Hearing) -> None:
         """One pass over every gateway bound to a school, in one transaction."""
@@ -102,10 +105,11 @@ class HealthMonitor:
             return  # awaiting approval: no alerts
         key = AlertKey(device.gateway_id, device.key, DEVICE_OFFLINE)
         since = device.offline_since
+        after_s = self.device_offline_alarm_s or profile.offline_alarm.after_s
         overdue = (
             device.status == DeviceStatus.OFFLINE.value
             and since is not None
-            and now - since > timedelta(seconds=profile.offline_alarm.after_s)
+            and now - since > timedelta(seconds=after_s)
         )
         alarm = None
         if overdue:
@@ -117,7 +121,7 @@ class HealthMonitor:
                 severity=profile.offline_level,
                 at=now,
                 value=(now - since).total_seconds(),
-                threshold=profile.offline_alarm.after_s,
+                threshold=after_s,
                 standard="",
                 message=f"{device.key} ({profile.name}) offline since {since:%Y-%m-%d %H:%M:%S}Z"
                 + (f": {device.last_error}" if device.last_error else ""),
@@ -194,3 +198,25 @@ class HealthRunner:
         while True:
             await asyncio.to_thread(self.tick)
             await asyncio.sleep(self.interval_s)
+
+
+def health_runner(
+    settings: HubSettings,
+    sessions: sessionmaker[Session],
+    *,
+    profiles: Mapping[str, Profile],
+    connected: Callable[[], bool],
+) -> HealthRunner:
+    """The health checks and escalation of a hub process that runs ingest, as ``settings`` say."""
+    monitor = HealthMonitor(
+        sessions,
+        profiles=profiles,
+        offline_after_s=settings.offline_after_s,
+        device_offline_alarm_s=settings.device_offline_alarm_s,
+    )
+    return HealthRunner(
+        monitor,
+        escalation=Escalation(sessions, settings.escalation),
+        connected=connected,
+        interval_s=settings.health_check_s,
+    )

@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_hub.alerts.escalation import Escalation
-from cloud_hub.alerts.health import HealthMonitor, HealthRunner
+from cloud_hub.alerts.health import health_runner
 from cloud_hub.alerts.webhooks import Notifier
 from cloud_hub.api.routes import (
     alerts,
@@ -86,15 +85,11 @@ def create_app(
                 app.state.sessions, lambda: app.state.ingest.client
             )
             tasks.append(asyncio.create_task(app.state.commands.run(), name="hub-commands"))
-            app.state.health = HealthRunner(
-                HealthMonitor(
-                    app.state.sessions,
-                    profiles=app.state.profiles,
-                    offline_after_s=settings.offline_after_s,
-                ),
-                escalation=Escalation(app.state.sessions, settings.escalation),
+            app.state.health = health_runner(
+                settings,
+                app.state.sessions,
+                profiles=app.state.profiles,
                 connected=app.state.ingest.connected.is_set,
-                interval_s=settings.health_check_s,
             )
             tasks.append(asyncio.create_task(app.state.health.run(), name="hub-health"))
             if settings.webhooks:

@@ -66,6 +66,23 @@ def test_a_stopped_gas_detector_raises_a_level_iii_alert_after_its_allowance_and
     assert alerts_by_rule(sessions)[("gas-1", "device_offline")].state == "resolved"
 
 
+def test_a_hub_setting_shortens_every_profile_s_offline_allowance_for_a_drill(
+    worker: IngestWorker, sessions: sessionmaker[Session], profiles: dict[str, Profile]
+) -> None:
+    health = HealthMonitor(
+        sessions, profiles=profiles, offline_after_s=OFFLINE_AFTER_S, device_offline_alarm_s=20
+    )
+    beat(worker, 1, T0, DeviceStatus.OFFLINE)
+    health.check(now=T0 + timedelta(seconds=20), hearing=Hearing())
+    assert alerts_by_rule(sessions) == {}  # not past 20 s yet
+
+    beat(worker, 2, T0 + timedelta(seconds=21), DeviceStatus.OFFLINE)
+    health.check(now=T0 + timedelta(seconds=21), hearing=Hearing())
+
+    alert = alerts_by_rule(sessions)[("gas-1", "device_offline")]
+    assert (alert.state, alert.severity, alert.threshold) == ("open", "III", 20.0)
+
+
 def test_a_silent_gateway_raises_one_alert_listing_its_devices_and_holds_theirs(
     worker: IngestWorker, sessions: sessionmaker[Session], profiles: dict[str, Profile]
 ) -> None:

@@ -18,8 +18,9 @@ window statistic ``stat``); never both, so one condition never raises two alerts
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Annotated
 
@@ -56,6 +57,20 @@ class Comparison(StrEnum):
     LE = "<="
     EQ = "=="
     NE = "!="
+
+    def holds(self, value: float, threshold: float) -> bool:
+        """Whether ``value <op> threshold`` (the agent's and the hub's rules alike)."""
+        return _OPERATORS[self](value, threshold)
+
+
+_OPERATORS: dict[Comparison, Callable[[float, float], bool]] = {
+    Comparison.GT: operator.gt,
+    Comparison.GE: operator.ge,
+    Comparison.LT: operator.lt,
+    Comparison.LE: operator.le,
+    Comparison.EQ: operator.eq,
+    Comparison.NE: operator.ne,
+}
 
 
 class WindowStat(StrEnum):

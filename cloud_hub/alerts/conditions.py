@@ -7,8 +7,7 @@ appears, clears when it goes, and writes nothing while it stays as it was.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -18,16 +17,7 @@ from cloud_hub.db import alerts
 from cloud_hub.db.alerts import Alarm, AlertKey
 from cloud_hub.db.models import AlertChange, AlertSource
 from device_profiles.rules import RuleSite
-from device_profiles.schema import Comparison, Profile
-
-COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
-    Comparison.GT: operator.gt,
-    Comparison.GE: operator.ge,
-    Comparison.LT: operator.lt,
-    Comparison.LE: operator.le,
-    Comparison.EQ: operator.eq,
-    Comparison.NE: operator.ne,
-}
+from device_profiles.schema import Profile
 
 
 def follow(
@@ -64,7 +54,7 @@ def hub_rule_conditions(
             continue
         value = float(getattr(stats, rule.stat.value))
         key = AlertKey(node, window.device, rule.id)
-        if not COMPARE[rule.op](value, rule.threshold):
+        if not rule.op.holds(value, rule.threshold):
             yield key, None
             continue
         yield (

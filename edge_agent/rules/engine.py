@@ -13,7 +13,6 @@ offline rule are watched as a group too. When every one of them is offline the s
 from __future__ import annotations
 
 import logging
-import operator
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +33,6 @@ from edge_agent.sources.base import Reading
 
 log = logging.getLogger(__name__)
 
-COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
-    Comparison.GT: operator.gt,
-    Comparison.GE: operator.ge,
-    Comparison.LT: operator.lt,
-    Comparison.LE: operator.le,
-    Comparison.EQ: operator.eq,
-    Comparison.NE: operator.ne,
-}
 #: while a raised threshold is active it clears only this far past the threshold (hysteresis)
 _HYSTERESIS_SIGN = {Comparison.GT: -1, Comparison.GE: -1, Comparison.LT: 1, Comparison.LE: 1}
 SEVERITY_RANK = {Severity.I: 0, Severity.II: 1, Severity.III: 2, Severity.IV: 3}
@@ -324,7 +315,7 @@ class RuleEngine:
         threshold = cond.threshold
         if active and cond.hysteresis:
             threshold += _HYSTERESIS_SIGN.get(cond.op, 0) * cond.hysteresis
-        return _Outcome(COMPARE[cond.op](value, threshold), value, cond.threshold)
+        return _Outcome(cond.op.holds(value, threshold), value, cond.threshold)
 
     # -- offline folding ------------------------------------------------------------------------
 

@@ -93,6 +93,14 @@ def insert_missing(session: Session, model: type[Base], **values: Any) -> None:
     session.execute(dialect_insert(session, model).values(**values).on_conflict_do_nothing())
 
 
+def begin_write(session: Session) -> None:
+    """End what ``session`` read so far (e.g. the caller's token) and begin a transaction that
+    will write (``WRITER``): on SQLite a read transaction that later writes fails at once with
+    "database is locked" when an ingest worker committed meanwhile; this one waits its turn."""
+    session.rollback()
+    session.connection(execution_options=WRITER)
+
+
 def dialect_insert(session: Session, model: type[Base]) -> Any:
     """``INSERT`` with the dialect's ``on_conflict_do_*`` methods (SQLite or PostgreSQL)."""
     return insert_for(session.get_bind().dialect.name, model)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import EventState
@@ -15,6 +16,8 @@ from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
+from cloud_hub.db.base import WRITER
+from cloud_hub.db.models import Gateway
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from tests.auth_support import bearer, make_user
@@ -95,6 +98,29 @@ def test_an_operator_acknowledges_then_resolves_an_alert_with_comments(
         ("alert.ack", f"alert:{gas}", "ok", "on my way"),
         ("alert.resolve", f"alert:{gas}", "ok", "valve closed"),
     ]
+
+
+def test_an_ack_while_ingest_holds_the_write_lock_waits_its_turn(
+    client: TestClient, engine: Engine
+) -> None:
+    gas = alert_id(client, school_id="s-1", level="II")
+    answers: list[int] = []
+    with engine.connect() as ingest:
+        ingest = ingest.execution_options(**WRITER)  # what an ingest batch holds while it stores
+        with ingest.begin():
+            ingest.execute(update(Gateway).values(agent_version="busy"))
+            acking = threading.Thread(
+                target=lambda: answers.append(
+                    client.post(
+                        f"/api/v1/alerts/{gas}/ack", headers=as_user(client, "north-ops")
+                    ).status_code
+                )
+            )
+            acking.start()
+            acking.join(timeout=1.0)  # the ack reads its caller, then waits for the lock
+        acking.join(timeout=60)
+
+    assert answers == [200]  # not a 500 "database is locked" on SQLite
 
 
 def test_ack_needs_no_body_and_a_second_ack_is_a_conflict(client: TestClient) -> None:

@@ -31,6 +31,7 @@ from cloud_hub.api.schemas import (
 from cloud_hub.auth import audit
 from cloud_hub.auth.principal import Principal
 from cloud_hub.db import alerts
+from cloud_hub.db.base import begin_write
 from cloud_hub.db.models import Alert
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -142,6 +143,7 @@ def _change(
     comment = body.comment if body is not None else ""
     action = f"alert.{'ack' if transition is Transition.ACKNOWLEDGE else transition.value}"
     target = f"alert:{alert_id}"
+    begin_write(session)
     alert = alerts.find_for_change(session, alert_id=alert_id, scope=user.scope)
     if alert is None:
         session.rollback()

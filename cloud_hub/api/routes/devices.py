@@ -23,6 +23,7 @@ from cloud_hub.api.schemas import (
 from cloud_hub.auth import audit
 from cloud_hub.auth.principal import Principal
 from cloud_hub.db import devices, series, telemetry
+from cloud_hub.db.base import begin_write
 from cloud_hub.db.models import Approval, Device, LatestValue
 from cloud_hub.status import GatewayStatus, device_status, gateway_status
 from device_profiles.schema import Profile
@@ -132,6 +133,7 @@ def _decide(
 ) -> DevicePublic:
     action = "device.approve" if approval is Approval.APPROVED else "device.reject"
     target = f"device:{gateway_id}/{device_id}"
+    begin_write(session)
     found = devices.find_in_scope(session, key=device_id, gateway_id=gateway_id, scope=user.scope)
     if not found:
         audit.record(

@@ -215,10 +215,11 @@ def _print_how_to_use(api: str, supervisor: Supervisor, options: DemoOptions) ->
     demo_dir = "" if default_dir else f" --demo-dir {options.workdir}"
     by_profile = {d.profile: d.id for d in school.devices}
     device = by_profile.get("arlight_dali_logic_lite") or next(iter(by_profile.values()))
-    examples = [(f"stop-device {school.id} {device}", "its school turns amber")]
+    amber = f"its school turns amber, a blue (IV) alert after {DEVICE_OFFLINE_ALARM_S} s"
+    examples = [(f"stop-device {school.id} {device}", amber)]
     if gas := by_profile.get("honeywell_midas_gas"):
         examples.append((f"set {school.id} {gas} concentration 30", "an orange (II) gas alert"))
-        offline_alert = f"a yellow (III) device_offline alert after {DEVICE_OFFLINE_ALARM_S} s"
+        offline_alert = "a yellow (III) offline alert from its safety rule within 2 min"
         examples.append((f"stop-device {school.id} {gas}", offline_alert))
     examples += [
         (f"cut-uplink {school.id}", "offline at the hub; restore-uplink drains its backlog"),
@@ -276,7 +277,7 @@ def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions)
         "CAMPUS_HUB_BROKER__USERNAME": broker.hub_username,
         "CAMPUS_HUB_BROKER__PASSWORD": broker.hub_password,
         "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
-        # a stopped device raises its offline alert within a minute, not a profile's minutes
+        # a stopped device raises the hub's offline alarm within a minute, not a profile's minutes
         "CAMPUS_HUB_DEVICE_OFFLINE_ALARM_S": str(DEVICE_OFFLINE_ALARM_S),
         "CAMPUS_HUB_HEALTH_CHECK_S": "2",
     }

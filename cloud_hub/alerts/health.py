@@ -7,7 +7,8 @@ seconds by whichever hub process runs ingest.
 * While a gateway is offline its devices' own offline alerts are held: none is raised or cleared
   (the gateway alert stands for them; a dead gateway cannot vouch for its devices).
 * A device its gateway reports offline for longer than its profile's ``offline_alarm.after_s``
-  raises a ``device_offline`` alert at the profile's level (III for safety devices by default).
+  raises a ``device_offline`` alert at the profile's level (III for safety devices by default),
+  unless the profile has an edge offline rule: then the gateway raises it (one alert, not two).
 * A hub that cannot hear (its ingest is disconnected) checks nothing, and after it hears again a
   heartbeat is not overdue until ``offline_after_s`` has passed (``cloud_hub.status.Hearing``).
 """
@@ -32,6 +33,7 @@ from cloud_hub.db.base import WRITER
 from cloud_hub.db.models import AlertSource, Approval, Device, Gateway
 from cloud_hub.settings import HubSettings
 from cloud_hub.status import GatewayStatus, Hearing, gateway_status
+from device_profiles.rules import ConditionKind, RuleSite
 from device_profiles.schema import Profile
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,7 @@ class HealthMonitor:
         self, session: Session, present: dict[AlertKey, bool], device: Device, now: datetime
     ) -> None:
         profile = self.profiles.get(device.profile)
-        if profile is None or not profile.offline_alarm.enabled:
+        if profile is None or not profile.offline_alarm.enabled or raised_at_edge(profile):
             return
         if device.approval != Approval.APPROVED.value:
             return  # awaiting approval: no alerts
@@ -127,6 +129,14 @@ class HealthMonitor:
                 + (f": {device.last_error}" if device.last_error else ""),
             )
         follow(session, present, key=key, alarm=alarm, at=now, actor=HUB_ACTOR)
+
+
+def raised_at_edge(profile: Profile) -> bool:
+    """Whether the profile's own edge rules raise an offline alert (the safety profiles'
+    ``safety_device_offline``): the gateway reports it as an event, and a second alert from the hub
+    for the same stopped device would only add to the storm."""
+    edge = (rule for rule in profile.alerts if rule.where is RuleSite.EDGE)
+    return any(rule.kind is ConditionKind.OFFLINE for rule in edge)
 
 
 def _gateway_alarm(key: AlertKey, gateway: Gateway, devices: list[Device], now: datetime) -> Alarm:

@@ -18,6 +18,7 @@ from cloud_hub.db.models import Alert, Gateway, StatusChange
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from cloud_hub.status import GatewayStatus, Hearing, gateway_status
+from device_profiles.rules import ConditionKind
 from device_profiles.schema import Profile
 from tests.hub.builders import T0, device_health, heartbeat
 
@@ -25,8 +26,21 @@ GAS = "honeywell_midas_gas"  # a safety profile: offline alert at level III afte
 OFFLINE_AFTER_S = 30.0
 
 
+def without_edge_offline_rules(profiles: dict[str, Profile]) -> dict[str, Profile]:
+    """The profiles as a site whose safety profiles leave offline alarms to the hub (the bundled
+    ones raise them at the edge, ``safety_device_offline``)."""
+    return {
+        name: profile.model_copy(
+            update={"alerts": [r for r in profile.alerts if r.kind is not ConditionKind.OFFLINE]}
+        )
+        for name, profile in profiles.items()
+    }
+
+
 def monitor(sessions: sessionmaker[Session], profiles: dict[str, Profile]) -> HealthMonitor:
-    return HealthMonitor(sessions, profiles=profiles, offline_after_s=OFFLINE_AFTER_S)
+    return HealthMonitor(
+        sessions, profiles=without_edge_offline_rules(profiles), offline_after_s=OFFLINE_AFTER_S
+    )
 
 
 def alerts_by_rule(sessions: sessionmaker[Session]) -> dict[tuple[str, str], Alert]:
@@ -66,11 +80,26 @@ def test_a_stopped_gas_detector_raises_a_level_iii_alert_after_its_allowance_and
     assert alerts_by_rule(sessions)[("gas-1", "device_offline")].state == "resolved"
 
 
+def test_a_device_whose_profile_raises_offline_at_the_edge_gets_no_second_alert_from_the_hub(
+    worker: IngestWorker, sessions: sessionmaker[Session], profiles: dict[str, Profile]
+) -> None:
+    health = HealthMonitor(sessions, profiles=profiles, offline_after_s=OFFLINE_AFTER_S)
+    beat(worker, 1, T0, DeviceStatus.OFFLINE)
+    beat(worker, 2, T0 + timedelta(seconds=600), DeviceStatus.OFFLINE)
+
+    health.check(now=T0 + timedelta(seconds=600), hearing=Hearing())
+
+    assert alerts_by_rule(sessions) == {}  # the gateway's safety_device_offline event stands
+
+
 def test_a_hub_setting_shortens_every_profile_s_offline_allowance_for_a_drill(
     worker: IngestWorker, sessions: sessionmaker[Session], profiles: dict[str, Profile]
 ) -> None:
     health = HealthMonitor(
-        sessions, profiles=profiles, offline_after_s=OFFLINE_AFTER_S, device_offline_alarm_s=20
+        sessions,
+        profiles=without_edge_offline_rules(profiles),
+        offline_after_s=OFFLINE_AFTER_S,
+        device_offline_alarm_s=20,
     )
     beat(worker, 1, T0, DeviceStatus.OFFLINE)
     health.check(now=T0 + timedelta(seconds=20), hearing=Hearing())

@@ -93,7 +93,7 @@ async def test_gas_leak_with_the_uplink_down_switches_a_zigbee_fan_relay_on(
         "succeeded",
         1.0,
     )
-    assert alerts == [("lab-gas", "gas_level_1", "II", "active")]
+    assert alerts == [("lab-gas", "gas_level_1", "II", "open")]
     assert s.devices["lab-fan"].writes == 1
 
 

@@ -18,7 +18,15 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route
+from playwright.sync_api import (
+    BrowserContext,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Response,
+    Route,
+    expect,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -139,3 +147,16 @@ class WatchedPage:
         path = ARTIFACTS / f"{name}.png"
         self.page.screenshot(path=path, full_page=True)
         return path
+
+
+def change_alert_in_dialog(page: Page, row: Locator, action: str, comment: str) -> Response:
+    """Click ``action`` (``ack`` or ``resolve``) on an alert's ``row``, write ``comment`` in the
+    dialog that opens and confirm; returns the hub's answer to the POST."""
+    row.locator(f"button.{action}").click()
+    dialog = page.locator("#alert-dialog")
+    expect(dialog.locator(".title")).to_contain_text(f"#{row.get_attribute('data-alert')}")
+    dialog.locator("textarea").fill(comment)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        dialog.locator("button.confirm").click()
+    expect(dialog).to_be_hidden()
+    return answer.value

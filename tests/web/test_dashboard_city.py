@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -18,7 +19,14 @@ from cloud_hub.settings import HubSettings
 from device_profiles.loader import load_profiles
 from tests.auth_support import PASSWORD, bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
-from tests.web.support import LoopThread, ServedHub, WatchedPage, serving, sign_in
+from tests.web.support import (
+    LoopThread,
+    ServedHub,
+    WatchedPage,
+    change_alert_in_dialog,
+    serving,
+    sign_in,
+)
 
 SITE_2 = SITE.model_copy(
     update={"district_id": "d-south", "district_name": "South", "school_id": "s-2",
@@ -32,10 +40,15 @@ def hub(loop_thread: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> It
     engine = make_engine(database_url)
     create_schema(engine)
     worker = IngestWorker(make_sessionmaker(engine), profiles=load_profiles())
-    devices = [device_health("co2-1"), device_health("lux-1", status=DeviceStatus.OFFLINE)]
+    devices = [
+        device_health("co2-1"),
+        device_health("lux-1", status=DeviceStatus.OFFLINE),
+        device_health("box-1", profile="acme_mystery_box_v9"),
+    ]
     worker.process(*heartbeat(seq=1, devices=devices), now=T0)
     worker.process(*telemetry(seq=2, points={"co2": stats(1200, unit="ppm")}))
-    worker.process(*event(seq=3, state=EventState.RAISED))
+    worker.process(*event(seq=3, state=EventState.RAISED))  # gas-1, level II
+    worker.process(*event(seq=4, state=EventState.RAISED, rule="gas_lab_2", device="gas-2"))
     earlier = T0 - timedelta(minutes=10)
     worker.process(*heartbeat("gw-2", seq=1, site=SITE_2, sent_at=earlier), now=earlier)
     sessions = make_sessionmaker(engine)
@@ -97,7 +110,7 @@ def test_active_alerts_show_their_level_in_chinese_by_default_and_english_on_swi
     hub: ServedHub, page: WatchedPage
 ) -> None:
     page.page.goto(f"{hub.url}/#/alerts")
-    gas = page.page.locator("tr.alert[data-level=II]")  # the gateway's gas event, level II
+    gas = page.page.locator("tr.alert[data-device=gas-1]")  # the gateway's gas event, level II
     expect(gas.locator(".level")).to_have_text("橙")
 
     page.page.click("#lang")
@@ -167,7 +180,7 @@ def test_a_viewer_sees_alerts_without_acknowledge_or_resolve_buttons(
 ) -> None:
     page.page.goto(f"{hub.url}/#/alerts")
 
-    gas = page.page.locator("tr.alert[data-level=II]")
+    gas = page.page.locator("tr.alert[data-device=gas-1]")
     expect(gas.locator("td.actions")).to_have_text("只读")
     expect(page.page.locator("tr.alert button")).to_have_count(0)
     expect(page.page.locator("#user")).to_have_text("viewer · 只读用户")
@@ -202,3 +215,84 @@ def test_every_view_fits_the_screen_width_of_a_laptop_and_a_tablet(
         assert page.page.evaluate("document.documentElement.scrollWidth") <= width, name
     page.screenshot(f"dashboard-school-{width}x{height}")
     page.assert_clean()
+
+
+def test_an_operator_resolves_an_alert_with_a_comment_and_it_leaves_the_active_list(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/#/alerts")
+    lab2 = page.page.locator("tr.alert[data-device=gas-2]")
+    expect(lab2).to_have_attribute("data-state", "open")
+
+    answer = change_alert_in_dialog(page.page, lab2, "resolve", "sensor cleaned, reading normal")
+
+    assert answer.ok
+    assert (answer.json()["state"], answer.json()["resolved_by"]) == ("resolved", "admin")
+    expect(lab2).to_have_count(0)
+    expect(page.page.locator("tr.alert[data-device=gas-1]")).to_have_count(1)
+    page.assert_clean()
+
+
+def as_local_input(page: WatchedPage, at: datetime) -> str:
+    """``at`` as a datetime-local input value in the browser's own time zone."""
+    return str(
+        page.page.evaluate(
+            "iso => { const d = new Date(iso);"
+            " return new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); }",
+            at.isoformat(),
+        )
+    )
+
+
+def test_a_history_chart_draws_a_point_over_a_chosen_range(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    """The hub holds one window of co2-1 at T0: a custom range around it shows it."""
+    page.page.goto(f"{hub.url}/#/school/s-1")
+    page.page.select_option("select.chart-device", "gw-1/co2-1")
+    page.page.select_option("select.chart-range", "range_custom")
+    page.page.fill("input.chart-from", as_local_input(page, T0 - timedelta(hours=1)))
+
+    with page.page.expect_response(lambda r: "/series?" in r.url) as answer:
+        page.page.fill("input.chart-to", as_local_input(page, T0 + timedelta(hours=1)))
+        page.page.locator("input.chart-to").dispatch_event("change")
+
+    query = parse_qs(urlsplit(answer.value.url).query)
+    assert (query["point"], query["gateway_id"]) == (["co2"], ["gw-1"])
+    chart = page.page.locator("#chart")
+    expect(chart).to_have_attribute("data-points", "1")
+    expect(chart.locator("canvas")).to_have_count(1)
+    page.screenshot("dashboard-school-chart-custom-range")
+    page.assert_clean()
+
+
+def test_a_device_whose_profile_this_hub_does_not_know_is_marked_on_its_school_page(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    page.page.goto(f"{hub.url}/#/school/s-1")
+
+    box = page.page.locator("tr.device[data-device=box-1]")
+    expect(box.locator(".unknown-profile")).to_have_text("本 hub 不认识该型号")
+    page.assert_clean()
+
+
+def test_without_the_event_stream_the_page_polls_and_still_follows_changes(
+    hub: ServedHub, page: WatchedPage
+) -> None:
+    """(The refused stream logs a console error, so this page is not checked for errors.)"""
+    page.page.route("**/api/v1/stream", lambda route: route.abort())  # a proxy that drops SSE
+    page.page.goto(f"{hub.url}/?poll=1#/alerts")
+    expect(page.page.locator("#live")).to_have_attribute("data-mode", "poll")
+    expect(page.page.locator("#live")).to_have_text("轮询 1 秒")
+    gas = page.page.locator("tr.alert[data-device=gas-1]")
+    expect(gas).to_have_attribute("data-state", "open")
+
+    answer = page.page.request.post(
+        f"{hub.url}/api/v1/alerts/{gas.get_attribute('data-alert')}/ack",
+        headers=bearer(hub.token),
+        data={"comment": "seen from the control room"},
+    )
+
+    assert answer.ok, answer.text()
+    expect(gas).to_have_attribute("data-state", "acknowledged", timeout=10_000)
+    page.page.unroute("**/api/v1/stream")

@@ -11,7 +11,8 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -25,9 +26,16 @@ from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
 from simulators.faults import Fault, FaultKind
 from simulators.fleet import RunningFleet, plan_city
-from tests.auth_support import make_user
+from tests.auth_support import bearer, make_user
 from tests.e2e.support import agent_settings, serve_school
-from tests.web.support import LoopThread, ServedHub, WatchedPage, serving, sign_in
+from tests.web.support import (
+    LoopThread,
+    ServedHub,
+    WatchedPage,
+    change_alert_in_dialog,
+    serving,
+    sign_in,
+)
 
 POLL = "?poll=1"
 #: the hub calls a gateway offline after this long without a heartbeat (the agent beats every 1 s)
@@ -112,31 +120,73 @@ def test_city_view_shows_the_school_online_and_its_orange_gas_alert(
     page.assert_clean()
 
 
-def test_school_page_draws_a_history_chart_of_a_point(
+def test_school_page_draws_a_history_chart_of_a_point_from_the_hubs_downsampled_series(
     school: LiveSchool, page: WatchedPage
 ) -> None:
     page.page.goto(f"{school.hub.url}/{POLL}#/school/{school.school_id}")
 
     page.page.wait_for_function(
-        "Number(document.querySelector('#chart')?.dataset.points) >= 2", timeout=15_000
+        "Number(document.querySelector('#chart')?.dataset.points) >= 2", timeout=30_000
     )
     expect(page.page.locator("#chart canvas")).to_have_count(1)
     page.screenshot("dashboard-live-school-chart")
+
+    with page.page.expect_response(lambda r: "/series?" in r.url) as answer:
+        page.page.select_option("select.chart-range", "range_24h")
+    query = parse_qs(urlsplit(answer.value.url).query)
+    span = datetime.fromisoformat(query["to"][0]) - datetime.fromisoformat(query["from"][0])
+    assert (span, query["buckets"]) == (timedelta(hours=24), ["300"])
+    assert answer.value.ok
+    page.page.wait_for_function(
+        "(c => c.dataset.range === 'range_24h' && Number(c.dataset.points) >= 2)"
+        "(document.querySelector('#chart'))"
+    )
     page.assert_clean()
 
 
-def test_an_alert_can_be_acknowledged(school: LiveSchool, page: WatchedPage) -> None:
+def test_an_operator_acknowledges_an_alert_with_a_comment(
+    school: LiveSchool, page: WatchedPage
+) -> None:
     page.page.goto(f"{school.hub.url}/{POLL}#/alerts")
-    ack = page.page.locator("tr.alert[data-level=II] button.ack")
-    expect(ack).to_be_visible(timeout=10_000)
-    if ack.is_disabled():
-        pytest.skip("this hub has no alert acknowledge route yet (issue 8): the button is disabled")
+    gas = page.page.locator("tr.alert[data-level=II]")
+    expect(gas).to_have_attribute("data-state", "open", timeout=15_000)
 
-    with page.page.expect_response(lambda r: r.request.method == "POST") as response:
-        ack.click()
+    comment = "ventilating lab 1, technician on the way"
 
-    assert response.value.ok
-    expect(page.page.locator("tr.alert[data-level=II] button.ack")).to_have_count(0)
+    answer = change_alert_in_dialog(page.page, gas, "ack", comment)
+
+    assert answer.ok
+    assert answer.request.post_data_json == {"comment": comment}
+    assert answer.json()["changes"][-1]["comment"] == comment
+    expect(gas).to_have_attribute("data-state", "acknowledged")
+    expect(gas.locator("td.state-cell")).to_contain_text("已确认")
+    expect(gas.locator("td.state-cell")).to_contain_text("admin")
+    expect(gas.locator("button.ack")).to_have_count(0)
+    expect(gas.locator("button.resolve")).to_be_visible()
+    page.screenshot("dashboard-live-alert-acknowledged")
+    page.assert_clean()
+
+
+def test_the_page_follows_the_hubs_event_stream_without_polling(
+    school: LiveSchool, page: WatchedPage
+) -> None:
+    """The page polls once an hour here: an alert resolved elsewhere leaves it by the stream."""
+    page.page.goto(f"{school.hub.url}/?poll=3600#/alerts")
+    expect(page.page.locator("#live")).to_have_attribute("data-mode", "stream", timeout=15_000)
+    gas = page.page.locator("tr.alert[data-level=II]")
+    expect(gas).to_have_count(1, timeout=15_000)
+    alert_id = gas.get_attribute("data-alert")
+
+    answer = page.page.request.post(
+        f"{school.hub.url}/api/v1/alerts/{alert_id}/resolve",
+        headers=bearer(school.hub.token),
+        data={"comment": "leak found and fixed"},
+    )
+
+    assert answer.ok, answer.text()
+    resolved = page.page.locator(f"tr.alert[data-alert='{alert_id}']")
+    expect(resolved).to_have_count(0, timeout=10_000)
+    assert int(page.page.locator("#live").get_attribute("data-events") or 0) >= 1
     page.assert_clean()
 
 

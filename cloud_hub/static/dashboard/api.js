@@ -1,6 +1,4 @@
-// The hub's REST API as the dashboard uses it. Which optional routes exist (alert actions,
-// history series, KPIs, the event stream) is read once from /openapi.json, so a view whose route
-// this hub does not serve says "not available" instead of failing.
+// The hub's REST API as the dashboard uses it (cookie session; a 401 goes to the sign-in page).
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -29,31 +27,22 @@ async function request(method, path, body) {
 }
 
 export const get = (path) => request("GET", path);
-export const post = (path, body) => request("POST", path, body);
+const post = (path, body) => request("POST", path, body);
+
+/** ``GET path`` with ``params`` (entries whose value is null or undefined are left out). */
+export function getWith(path, params) {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined) query.set(name, String(value));
+  }
+  return get(`${path}?${query}`);
+}
+
+/** Acknowledge (``action`` "ack") or resolve an alert, with the operator's comment. */
+export const changeAlert = (id, action, comment) =>
+  post(`/api/v1/alerts/${encodeURIComponent(id)}/${action}`, { comment });
 
 /** Revoke this session's token, then go to the sign-in page. */
 export async function signOut() {
   try { await post("/api/v1/auth/logout"); } finally { location.href = "/login"; }
-}
-
-/** Paths and their operations from the OpenAPI document (empty if it cannot be read). */
-export async function loadCapabilities() {
-  let paths = {};
-  try { paths = (await get("/openapi.json")).paths ?? {}; } catch { /* keep empty */ }
-  const find = (re, method) =>
-    Object.keys(paths).find((p) => re.test(p) && (!method || paths[p][method])) ?? null;
-  const series = find(/^\/api\/v1\/devices\/\{[^}]+\}\/series$/, "get");
-  return {
-    ack: find(/^\/api\/v1\/alerts\/\{[^}]+\}\/(ack|acknowledge)$/, "post"),
-    resolve: find(/^\/api\/v1\/alerts\/\{[^}]+\}\/resolve$/, "post"),
-    series,
-    seriesParams: series ? (paths[series].get.parameters ?? []).map((p) => p.name) : [],
-    kpis: find(/^\/api\/v1\/kpis$/, "get"),
-    stream: find(/^\/api\/v1\/stream$/, "get"),
-  };
-}
-
-/** ``template`` such as /api/v1/alerts/{alert_id}/ack with its one placeholder filled. */
-export function fill(template, value) {
-  return template.replace(/\{[^}]+\}/, encodeURIComponent(value));
 }

@@ -28,14 +28,15 @@ mosquitto:
 	  fi; \
 	fi
 
-# Browser tests drive Debian's Chromium through Playwright; install the package when it is missing.
+# Browser tests drive Debian's Chromium through Playwright; install the package when it is missing,
+# with a Chinese font so that the dashboard's screenshots show its Chinese labels.
 chromium:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	    echo "installing chromium and fonts-wqy-microhei with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; \
 	  else \
-	    echo "chromium is missing: run 'sudo apt-get install chromium' and retry" >&2; exit 1; \
+	    echo "chromium or a Chinese font is missing: run 'sudo apt-get install chromium fonts-wqy-microhei' and retry" >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -16,19 +16,19 @@ function stateCell(alert) {
   if (alert.cleared_at) lines.push(h("div", { class: "muted small" }, t("cleared_at", { t: clock(alert.cleared_at) })));
   if (alert.occurrences > 1) lines.push(h("div", { class: "muted small" }, t("occurrences", { n: alert.occurrences })));
   if (alert.escalated_at) lines.push(h("div", { class: "small escalated" }, t("escalated_to", { tier: t(`tier_${alert.escalated_to}`) })));
-  return h("td", { class: "state-cell" }, lines);
+  return h("td", { class: "state-cell" }, lines, actions(alert));
 }
 
-function actionsCell(alert) {
-  if (!alertContext.mayAct) return h("td", { class: "actions muted read-only" }, t("read_only"));
+function actions(alert) {
+  if (!alertContext.mayAct) return h("div", { class: "actions muted read-only" }, t("read_only"));
   const button = (action) => h("button", { type: "button", class: action, onclick: () => askAndChange(alert, action) }, t(action));
-  return h("td", { class: "actions" }, alert.state === "open" ? button("ack") : null, button("resolve"));
+  return h("div", { class: "actions" }, alert.state === "open" ? button("ack") : null, button("resolve"));
 }
 
 /** The table of ``alerts``; ``schoolNames`` maps school ids to the names shown. */
 export function alertsTable(alerts, schoolNames) {
   if (!alerts.length) return h("p", { class: "muted empty-alerts" }, t("no_alerts"));
-  const head = ["level", "school", "device", "point", "value", "message", "state", "opened", "actions"];
+  const head = ["level", "school", "device", "point", "value", "message", "opened", "state"];
   return h("table", { class: "alerts" },
     h("thead", {}, h("tr", {}, head.map((k) => h("th", {}, t(k))))),
     h("tbody", {}, alerts.map((a) => h("tr", { class: `alert level-row-${a.severity}`, dataset: { alert: a.id, level: a.severity, state: a.state, device: a.device } },
@@ -38,9 +38,8 @@ export function alertsTable(alerts, schoolNames) {
       h("td", {}, a.point),
       h("td", { class: "num" }, `${num(a.value)} / ${num(a.threshold)}`),
       h("td", {}, a.message, a.standard ? h("div", { class: "muted small" }, a.standard) : null),
-      stateCell(a),
       h("td", {}, clock(a.opened_at)),
-      actionsCell(a)))));
+      stateCell(a)))));
 }
 
 // ---- the acknowledge / resolve dialog -------------------------------------------------------

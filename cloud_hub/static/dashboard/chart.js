@@ -63,6 +63,10 @@ export class HistoryChart {
     const changed = (field) => (event) => { c[field] = event.target.value; this.update(this.devices); };
     const custom = c.range === CUSTOM;
     if (custom && !c.from) Object.assign(c, { from: localInput(new Date(Date.now() - 86400_000)), to: localInput(new Date()) });
+    const inputs = custom ? [
+      h("label", { class: "small" }, t("from"), " ", h("input", { type: "datetime-local", class: "chart-from", value: c.from, onchange: changed("from") })),
+      h("label", { class: "small" }, t("to"), " ", h("input", { type: "datetime-local", class: "chart-to", value: c.to, onchange: changed("to") })),
+    ] : [];
     this.controls.replaceChildren(
       select("chart-device", this.devices.map((d) => [keyOf(d), d.id]), c.device, (event) => {
         c.device = event.target.value;
@@ -71,8 +75,7 @@ export class HistoryChart {
       }),
       select("chart-point", points.map((p) => [p, p]), c.point, changed("point")),
       select("chart-range", [...Object.keys(RANGES), CUSTOM].map((r) => [r, t(r)]), c.range, changed("range")),
-      custom ? h("label", { class: "small" }, t("from"), " ", h("input", { type: "datetime-local", class: "chart-from", value: c.from, onchange: changed("from") })) : null,
-      custom ? h("label", { class: "small" }, t("to"), " ", h("input", { type: "datetime-local", class: "chart-to", value: c.to, onchange: changed("to") })) : null);
+      ...inputs);
   }
 
   /** The range chosen: a preset ending now, or the custom from / to. */

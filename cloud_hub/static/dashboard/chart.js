@@ -52,9 +52,12 @@ export class HistoryChart {
     }
     const points = Object.keys(device.values);
     Object.assign(this.choice, { device: keyOf(device), point: points.includes(this.choice.point) ? this.choice.point : points[0] });
-    const signature = JSON.stringify([this.devices.map(keyOf), points, this.choice, document.documentElement.lang]);
-    if (signature !== this.signature) this.buildControls(points);
-    this.signature = signature;
+    // rebuilt only when something they show changed, so a refresh never resets what the user edits
+    const signature = () => JSON.stringify([this.devices.map(keyOf), points, this.choice, document.documentElement.lang]);
+    if (signature() !== this.signature) {
+      this.buildControls(points);
+      this.signature = signature();
+    }
     return this.draw();
   }
 

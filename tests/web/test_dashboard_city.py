@@ -203,6 +203,12 @@ def test_sign_out_revokes_the_session_and_returns_to_the_login_page(
     assert answer.status == 401
 
 
+SECTIONS_WIDER_THAN_THEIR_BOX = (
+    "[...document.querySelectorAll('main section')]"
+    ".filter(s => s.scrollWidth > s.clientWidth).map(s => s.className)"
+)
+
+
 @pytest.mark.parametrize("viewport", [(1366, 768), (820, 1180)], ids=["laptop", "tablet"])
 def test_every_view_fits_the_screen_width_of_a_laptop_and_a_tablet(
     hub: ServedHub, page: WatchedPage, viewport: tuple[int, int]
@@ -213,6 +219,8 @@ def test_every_view_fits_the_screen_width_of_a_laptop_and_a_tablet(
         page.page.goto(f"{hub.url}/{view}")
         page.page.wait_for_selector(f"main[data-page={name}] section")
         assert page.page.evaluate("document.documentElement.scrollWidth") <= width, name
+        # nor does any section scroll sideways (a table wider than its box hides its buttons)
+        assert page.page.evaluate(SECTIONS_WIDER_THAN_THEIR_BOX) == [], name
     page.screenshot(f"dashboard-school-{width}x{height}")
     page.assert_clean()
 

@@ -28,14 +28,13 @@ function actions(alert) {
 /** The table of ``alerts``; ``schoolNames`` maps school ids to the names shown. */
 export function alertsTable(alerts, schoolNames) {
   if (!alerts.length) return h("p", { class: "muted empty-alerts" }, t("no_alerts"));
-  const head = ["level", "school", "device", "point", "value", "message", "opened", "state"];
+  const head = ["level", "school", "device", "value", "message", "opened", "state"];
   return h("table", { class: "alerts" },
     h("thead", {}, h("tr", {}, head.map((k) => h("th", {}, t(k))))),
     h("tbody", {}, alerts.map((a) => h("tr", { class: `alert level-row-${a.severity}`, dataset: { alert: a.id, level: a.severity, state: a.state, device: a.device } },
       h("td", {}, levelBadge(a.severity)),
       h("td", {}, a.school_id ? h("a", { href: `#/school/${encodeURIComponent(a.school_id)}` }, schoolNames[a.school_id] || a.school_id) : ""),
-      h("td", {}, a.device),
-      h("td", {}, a.point),
+      h("td", { class: "device-point" }, a.device, a.point ? h("div", { class: "muted small" }, a.point) : null),
       h("td", { class: "num" }, `${num(a.value)} / ${num(a.threshold)}`),
       h("td", {}, a.message, a.standard ? h("div", { class: "muted small" }, a.standard) : null),
       h("td", {}, clock(a.opened_at)),

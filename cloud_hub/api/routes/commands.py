@@ -17,6 +17,7 @@ from cloud_hub.api.deps import CurrentUser, NowDep, Operator, SessionDep
 from cloud_hub.api.schemas import CommandCreate, CommandPublic, IdQuery
 from cloud_hub.auth import audit
 from cloud_hub.db import commands
+from cloud_hub.db.base import begin_write
 from cloud_hub.db.models import DeviceCommand
 
 router = APIRouter(prefix="/api/v1", tags=["commands"])
@@ -44,9 +45,8 @@ def send_command(
 
     ``device_id`` is the device's id on its gateway; ``gateway_id`` picks one when several
     gateways in your scope have a device of that id."""
-    found = commands.find_devices(
-        session, key=device_id, gateway_id=gateway_id, scope=user.scope
-    )
+    begin_write(session)
+    found = commands.find_devices(session, key=device_id, gateway_id=gateway_id, scope=user.scope)
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} not found")
     if len(found) > 1:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, case, func, select, text, update
+from sqlalchemy import ColumnElement, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Severity
@@ -70,13 +70,17 @@ def active_conditions(session: Session, *, gateway_ids: Collection[str]) -> dict
     cleared (one query for a whole ingest batch)."""
     if not gateway_ids:
         return {}
-    query = select(Alert.gateway_id, Alert.device, Alert.rule, Alert.cleared_at).where(
-        Alert.gateway_id.in_(gateway_ids), Alert.state != AlertState.RESOLVED.value
-    )
+    rows = session.connection().execute(_ACTIVE, {"gateways": list(gateway_ids)})
     return {
-        AlertKey(gateway, device, rule): cleared is None
-        for gateway, device, rule, cleared in session.execute(query)
+        AlertKey(gateway, device, rule): cleared is None for gateway, device, rule, cleared in rows
     }
+
+
+# built once (read by every ingest batch); run on the connection, past the ORM's per-query work
+_ACTIVE = select(Alert.gateway_id, Alert.device, Alert.rule, Alert.cleared_at).where(
+    Alert.gateway_id.in_(bindparam("gateways", expanding=True)),
+    Alert.state != AlertState.RESOLVED.value,
+)
 
 
 def raise_alert(session: Session, *, alarm: Alarm, actor: str) -> AlertChange:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, UpdateBase, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -117,3 +118,26 @@ def insert_for(dialect: str, model: type[Base]) -> Any:
 
         return sqlite_insert(model)
     raise NotImplementedError(f"database dialect {dialect!r} is not supported (sqlite, postgresql)")
+
+
+def stored_datetime(dialect: Dialect) -> Callable[[datetime], object]:
+    """What SQLAlchemy itself binds for a ``UtcDateTime`` on ``dialect``: for rows handed to the
+    driver as they are (``positional_sql``)."""
+    processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None  # a TypeDecorator always has one
+    return processor
+
+
+def positional_sql(
+    statement: UpdateBase, dialect: Dialect, *, column_keys: Sequence[str] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """``statement`` as the driver's own SQL with positional parameters, and the parameter name
+    at each position (a parameter used twice is named twice). Built once, run with plain tuples
+    through ``exec_driver_sql``: SQLAlchemy's per-execution work (cache key, parameter processing)
+    costs more than a small statement itself, so the caller binds stored forms itself
+    (``stored_datetime``)."""
+    paramstyle = "format" if dialect.name == "postgresql" else "qmark"
+    positional = type(dialect)(paramstyle=paramstyle)  # type: ignore[call-arg]
+    keys = list(column_keys) if column_keys is not None else None
+    compiled = statement.compile(dialect=positional, column_keys=keys)
+    return compiled.string, tuple(compiled.positiontup or ())

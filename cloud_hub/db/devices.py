@@ -6,13 +6,13 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, or_, select, update
+from sqlalchemy import Table, Update, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import DeviceHealth, DeviceStatus
 from cloud_hub.auth.scope import Scope
 from cloud_hub.db import feed
-from cloud_hub.db.base import UtcDateTime, insert_missing
+from cloud_hub.db.base import UtcDateTime, insert_missing, positional_sql, stored_datetime
 from cloud_hub.db.models import Approval, Device, Gateway, Room
 
 
@@ -39,14 +39,26 @@ def advance_seen(session: Session, *, newest: Mapping[int, datetime]) -> None:
     stored window (never back: a replayed older window leaves them alone); one executemany."""
     if not newest:
         return
+    dialect = session.get_bind().dialect
+    if dialect.name not in _ADVANCE_SEEN:
+        _ADVANCE_SEEN[dialect.name] = positional_sql(_advance_seen(), dialect)
+    sql, names = _ADVANCE_SEEN[dialect.name]
+    stored = stored_datetime(dialect)
+    params = [{"device": device, "end": stored(end)} for device, end in newest.items()]
+    session.connection().exec_driver_sql(sql, [tuple(p[name] for name in names) for p in params])
+
+
+_ADVANCE_SEEN: dict[str, tuple[str, tuple[str, ...]]] = {}  # by dialect: SQL, parameter names
+
+
+def _advance_seen() -> Update:
     table = cast(Table, Device.__table__)
     end = bindparam("end", type_=UtcDateTime())
     later = {
         column.key: case((or_(column.is_(None), column < end), end), else_=column)
         for column in (table.c.last_seen_at, table.c.last_ok_at)
     }
-    stmt = update(table).where(table.c.id == bindparam("device")).values(later)
-    session.connection().execute(stmt, [{"device": i, "end": at} for i, at in newest.items()])
+    return update(table).where(table.c.id == bindparam("device")).values(later)
 
 
 def find_device(session: Session, *, gateway_id: str, key: str) -> Device | None:
@@ -159,7 +171,12 @@ def unapproved_keys(session: Session, *, gateway_ids: Collection[str]) -> set[tu
     """(gateway, device) keys of the devices on ``gateway_ids`` that are not approved."""
     if not gateway_ids:
         return set()
-    query = select(Device.gateway_id, Device.key).where(
-        Device.gateway_id.in_(gateway_ids), Device.approval != Approval.APPROVED.value
-    )
-    return {(gateway, key) for gateway, key in session.execute(query)}
+    rows = session.connection().execute(_UNAPPROVED, {"gateways": list(gateway_ids)})
+    return {(gateway, key) for gateway, key in rows}
+
+
+# built once (read by every ingest batch); run on the connection, past the ORM's per-query work
+_UNAPPROVED = select(Device.gateway_id, Device.key).where(
+    Device.gateway_id.in_(bindparam("gateways", expanding=True)),
+    Device.approval != Approval.APPROVED.value,
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 
 import psycopg
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Dialect, Insert, select
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Telemetry
-from cloud_hub.db.base import UtcDateTime, insert_for
+from cloud_hub.db.base import insert_for, positional_sql, stored_datetime
 from cloud_hub.db.models import LatestValue, TelemetryWindow
 
 WINDOW_COLUMNS = (
@@ -38,12 +38,13 @@ class TelemetryRows:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._stored = _stored_datetime(dialect)
+        self._stored = stored_datetime(dialect)
         self.windows: list[tuple[object, ...]] = []  # in WINDOW_COLUMNS order
         # per (device, point): the newest window end seen and that window's row
         self._latest: dict[tuple[int, str], tuple[datetime, tuple[object, ...]]] = {}
         self._device_newest: dict[int, datetime] = {}
         self._converted: dict[datetime, object] = {}  # windows of one batch share their times
+        self._span: tuple[datetime, datetime, object, object] | None = None  # the last window's
 
     @classmethod
     def of(cls, session: Session) -> TelemetryRows:
@@ -66,7 +67,7 @@ class TelemetryRows:
     def add(self, *, device_id: int, telemetry: Telemetry) -> None:
         """One window row per point; the newest value per (device, point) for latest values."""
         end = telemetry.window_end
-        start, stored_end = self._convert(telemetry.window_start), self._convert(end)
+        start, stored_end = self._stored_span(telemetry.window_start, end)
         rows = [
             (device_id, start, stored_end, point, stats.count, stats.min, stats.max,
              stats.mean, stats.last, stats.unit)
@@ -86,6 +87,17 @@ class TelemetryRows:
             if held is None or end >= held[0]:
                 latest[key] = (end, row)
 
+    def _stored_span(self, start: datetime, end: datetime) -> tuple[object, object]:
+        """``start`` and ``end`` as stored. The windows of a message mostly share their times, so
+        they are compared with the last window's first (cheap for datetimes sharing a tzinfo, as
+        decoded ones do) rather than hashed (an aware datetime's hash asks its tzinfo)."""
+        span = self._span
+        if span is not None and start == span[0] and end == span[1]:
+            return span[2], span[3]
+        stored = self._convert(start), self._convert(end)
+        self._span = (start, end, *stored)
+        return stored
+
     def _convert(self, at: datetime) -> object:
         stored = self._converted.get(at)
         if stored is None:
@@ -102,6 +114,7 @@ class TelemetryRows:
             connection.exec_driver_sql(windows, self.windows)
         connection.exec_driver_sql(latest, self.latest)
         self.windows, self._latest, self._device_newest, self._converted = [], {}, {}, {}
+        self._span = None
 
 
 _COPY_WINDOWS = f"COPY telemetry_window ({', '.join(WINDOW_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -127,13 +140,6 @@ def _copy_windows(connection: Connection, rows: list[tuple[object, ...]]) -> boo
         return False
     savepoint.commit()
     return True
-
-
-def _stored_datetime(dialect: Dialect) -> Callable[[datetime], object]:
-    """What SQLAlchemy itself binds for a ``UtcDateTime`` on ``dialect``."""
-    processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
-    assert processor is not None  # a TypeDecorator always has one
-    return processor
 
 
 def _statements(dialect: Dialect) -> tuple[str, str]:
@@ -169,12 +175,10 @@ def _build_statements(dialect: Dialect) -> tuple[str, str]:
 
 def _positional(statement: Insert, dialect: Dialect, columns: tuple[str, ...]) -> str:
     """``statement`` as the driver's SQL with positional parameters in ``columns`` order."""
-    paramstyle = "format" if dialect.name == "postgresql" else "qmark"
-    positional = type(dialect)(paramstyle=paramstyle)  # type: ignore[call-arg]
-    compiled = statement.compile(dialect=positional, column_keys=list(columns))
-    if tuple(compiled.positiontup or ()) != columns:
-        raise RuntimeError(f"{columns} is not the parameter order of {compiled.string}")
-    return compiled.string
+    sql, names = positional_sql(statement, dialect, column_keys=columns)
+    if names != columns:
+        raise RuntimeError(f"{columns} is not the parameter order of {sql}")
+    return sql
 
 
 def latest_values(session: Session, *, device_ids: Iterable[int]) -> dict[int, list[LatestValue]]:

@@ -139,7 +139,7 @@ class IngestWorker:
         self._gateways: dict[str, bool] = {}
         self._skipped: list[Rejected] = []  # windows skipped by the batch being stored
         self._stored: list[tuple[str, Telemetry]] = []  # windows for the sink, once committed
-        self._not_future: set[datetime] = set()  # window ends checked in this batch
+        self._checked_until: datetime | None = None  # the latest window end checked in this batch
         self.replayed_batches = 0  # optimistic passes that fell back to a savepoint per message
 
     # -- messages ------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class IngestWorker:
     def _begin(self, session: Session, batch: Sequence[_Decoded]) -> BatchView:
         session.connection(execution_options=WRITER)
         self._skipped, self._stored = [], []
-        self._not_future = set()
+        self._checked_until = None
         alerting = self._alerting_nodes(batch)
         active = alerts.active_conditions(session, gateway_ids=alerting)
         # devices awaiting approval raise no alerts (their data is stored all the same)
@@ -411,9 +411,10 @@ class IngestWorker:
         rows: TelemetryRows,
     ) -> None:
         end = body.window_end
-        if end not in self._not_future:  # the windows of a message mostly share their times
+        checked = self._checked_until  # an end no later than one that passed passes too
+        if checked is None or end > checked:  # compared, not hashed: cheap for shared tzinfo
             check_not_future(end, now, self.limits, what=f"{body.device} window end")
-            self._not_future.add(end)
+            self._checked_until = end
         profile = self.profiles.get(body.profile)
         if profile is None:
             raise Rejected(

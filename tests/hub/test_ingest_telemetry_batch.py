@@ -76,6 +76,27 @@ def test_a_window_of_an_unknown_profile_is_counted_and_skipped_and_the_others_st
     assert after == before + 1
 
 
+def test_windows_from_the_future_are_skipped_wherever_they_sit_in_a_batch(
+    worker: IngestWorker, sessions: sessionmaker[Session]
+) -> None:
+    future_s = 3600.0  # past the 300 s tolerance, whether checked before or after a good window
+    batch = TelemetryBatch(
+        windows=[
+            window("co2-1", 500),
+            window("co2-2", 510, start_s=future_s),
+            window("co2-3", 520),
+            window("co2-4", 530, start_s=future_s),
+            window("co2-5", 540, start_s=20),
+        ]
+    )
+
+    outcome = worker.process(*message("gw-1", 1, batch), now=T0 + timedelta(seconds=30))
+
+    assert outcome.status is OutcomeStatus.ACCEPTED
+    assert stored_windows(sessions) == 3
+    assert worker.rejected_windows["from_the_future"] == 2
+
+
 def test_a_batch_with_no_storable_window_is_rejected(
     worker: IngestWorker, sessions: sessionmaker[Session]
 ) -> None:

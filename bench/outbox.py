@@ -32,6 +32,10 @@ from pathlib import Path
 
 import aiomqtt
 
+from campus_config import HubBrokerSettings, TlsSettings
+from campus_forward.outbox import Outbox
+from campus_forward.packing import pack_windows
+from campus_forward.uplink import HubUplink
 from campus_protocol import (
     DeviceHealth,
     DeviceStatus,
@@ -49,10 +53,6 @@ from campus_protocol import (
 )
 from campus_protocol.messages import Body
 from cloud_hub.broker import MosquittoBroker
-from edge_agent.aggregate import pack_windows
-from edge_agent.outbox import Outbox
-from edge_agent.settings import HubBrokerSettings, TlsSettings
-from edge_agent.uplink import HubUplink
 
 NODE = "gw-bench"
 WINDOW_S = 10

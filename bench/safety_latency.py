@@ -41,9 +41,9 @@ from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.scenarios.support
 
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import Event, EventState, MessageKind, Severity
 from cloud_hub.broker import MosquittoBroker
-from edge_agent.outbox import Outbox
 from simulators.devices import SimulatedDevice
 from simulators.mqtt_device import MqttDevicePublisher
 from simulators.signals import SimClock

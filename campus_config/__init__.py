@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,6 +39,18 @@ class TlsSettings(Section):
     ca_file: Path
     cert_file: Path | None = None
     key_file: Path | None = None
+
+
+class HubBrokerSettings(Section):
+    """The broker of the hub above that a node forwards to (a gateway to its regional hub, a
+    regional hub to the central hub); ``username`` must equal the node id."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None  # default: the gateway id
+    password: SecretStr = SecretStr("")
+    tls: TlsSettings | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
 
 
 #: a cross-field rule names the field it is about first: "scale: must be non-zero"

@@ -14,8 +14,7 @@ Besides the statistics, a window carries ``samples`` for two kinds of point (the
 value, with the reading's acquisition time, compared across windows too, so a state that flips
 and flips back inside one window is still seen; ``raw`` points pass every reading through.
 
-``pack_windows`` groups closed windows into ``TelemetryBatch`` bodies under a size bound, so the
-outbox, the broker and the hub handle one message per many devices.
+Closed windows go into batch messages through ``campus_forward.packing.pack_windows``.
 """
 
 from __future__ import annotations
@@ -28,19 +27,14 @@ from datetime import UTC, datetime
 import numpy as np
 
 from campus_protocol.messages import (
-    MAX_BATCH_WINDOWS,
     PointStats,
     Sample,
     Telemetry,
-    TelemetryBatch,
     trusted,
 )
 from device_profiles.schema import Profile, ReportMode
 from edge_agent.health import AGGREGATE_LATE_READINGS
 from edge_agent.sources.base import Reading
-
-#: a batch body stays under this many bytes (an upper bound), within the 256 KiB message bound
-BATCH_BYTES = 192 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +186,21 @@ class WindowAggregator:
         return {
             name: trusted(
                 PointStats,
-                count=count, min=lo, max=hi, mean=mu, last=la, p95=p, unit=units.get(name, ""),
+                count=count,
+                min=lo,
+                max=hi,
+                mean=mu,
+                last=la,
+                p95=p,
+                unit=units.get(name, ""),
             )
             for name, lo, hi, mu, la, p in zip(
-                names, low.tolist(), high.tolist(), mean.tolist(), last.tolist(), p95.tolist(),
+                names,
+                low.tolist(),
+                high.tolist(),
+                mean.tolist(),
+                last.tolist(),
+                p95.tolist(),
                 strict=True,
             )
         }
@@ -214,38 +219,3 @@ class WindowAggregator:
 
 def _utc(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
-
-
-def estimated_bytes(window: Telemetry) -> int:
-    """An upper bound of the JSON size of ``window``, without serialising it: the longest a
-    timestamp (32), a float (24), a count (19) and an escaped character (6) can be."""
-    size = 200 + len(window.device) + len(window.profile) + len(window.room)
-    for name, stats in window.points.items():
-        size += 200 + len(name) + 6 * len(stats.unit)
-    for name, samples in window.samples.items():
-        size += 8 + len(name) + 85 * len(samples)
-    return size
-
-
-def pack_windows(
-    windows: Sequence[Telemetry], *, max_bytes: int = BATCH_BYTES
-) -> list[Telemetry | TelemetryBatch]:
-    """Group ``windows`` (in order) into batch bodies of at most ``max_bytes`` (estimated) and
-    ``MAX_BATCH_WINDOWS`` windows; a lone window that fills a batch by itself goes alone."""
-    bodies: list[Telemetry | TelemetryBatch] = []
-    chunk: list[Telemetry] = []
-    size = 0
-    for window in windows:
-        window_size = estimated_bytes(window)
-        if chunk and (size + window_size > max_bytes or len(chunk) >= MAX_BATCH_WINDOWS):
-            bodies.append(_body(chunk))
-            chunk, size = [], 0
-        chunk.append(window)
-        size += window_size
-    if chunk:
-        bodies.append(_body(chunk))
-    return bodies
-
-
-def _body(chunk: list[Telemetry]) -> Telemetry | TelemetryBatch:
-    return chunk[0] if len(chunk) == 1 else trusted(TelemetryBatch, windows=chunk)

@@ -20,16 +20,18 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from campus_config import ConfigError
+from campus_forward.outbox import Outbox, OutboxWriteError
+from campus_forward.packing import pack_windows
+from campus_forward.uplink import HubUplink
 from campus_protocol.messages import Body, CommandResult, Health, MessageKind, OutboxHealth
 from device_profiles.schema import Profile
 from edge_agent.actions import ActionRunner, DeviceIO
-from edge_agent.aggregate import WindowAggregator, device_meta, pack_windows
+from edge_agent.aggregate import WindowAggregator, device_meta
 from edge_agent.commands import CommandHandler
 from edge_agent.device_io import ModbusDeviceIO, RoutedDeviceIO
 from edge_agent.health import WINDOWS_ENQUEUED
 from edge_agent.local_actions import LocalActions
 from edge_agent.mqtt_device_io import MqttDeviceIO, mqtt_targets
-from edge_agent.outbox import Outbox, OutboxWriteError
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
 from edge_agent.rules.setup import check_rules, rule_devices
 from edge_agent.settings import AgentSettings, check_device_profiles
@@ -38,7 +40,6 @@ from edge_agent.sources.modbus import ModbusSource, build_coordinators
 from edge_agent.sources.mqtt_site import MqttSiteSource, NewDevice
 from edge_agent.status_http import StatusServer
 from edge_agent.status_view import DeviceStatusView, StatusSnapshot
-from edge_agent.uplink import HubUplink
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from rich.table import Table
 
 from campus_config import ConfigError
 from campus_config.yaml_locations import with_positions
+from campus_forward.outbox import Outbox
 from device_profiles.loader import ProfileError, load_profiles, profile_files
 from device_profiles.schema import Profile
 from edge_agent.app import OUTBOX_FILE, Agent, build_sources, check_profiles
-from edge_agent.outbox import Outbox
 from edge_agent.settings import AgentSettings, load_agent_settings, unknown_profiles_in
 from edge_agent.sources.base import Reading
 from edge_agent.sources.modbus import ModbusSourceError
@@ -79,7 +79,7 @@ site_broker:                     # the school's local broker that MQTT devices p
 # data_dir: ./var/agent          # the outbox (SQLite WAL) lives here
 # outbox:
 #   budget_bytes: 1073741824     # disk budget (>= 1 MiB); over it, the oldest telemetry is merged,
-#                                # then dropped (events never): see edge_agent/outbox.py
+#                                # then dropped (events never): see campus_forward/outbox.py
 #   merge_window_s: 900          # merged telemetry: one window per device per this many seconds
 #   live_share: 0.25             # share of each uplink batch for the newest telemetry (0..1)
 #   max_in_flight: 64            # messages awaiting the hub broker's PUBACK at once

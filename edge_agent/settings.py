@@ -12,30 +12,19 @@ from pydantic_settings import SettingsConfigDict
 
 from campus_config import (
     PLACEHOLDER_SECRETS,
+    HubBrokerSettings,
     LayeredSettings,
     Section,
-    TlsSettings,
     load_layered,
 )
 from campus_config.yaml_locations import nearest
+from campus_forward.outbox import DEFAULT_BUDGET_BYTES, DEFAULT_MERGE_WINDOW_S
 from campus_protocol.messages import SiteIdentity
 from campus_protocol.topics import NODE_ID_PATTERN
 from device_profiles.schema import Profile
-from edge_agent.outbox import DEFAULT_BUDGET_BYTES, DEFAULT_MERGE_WINDOW_S
 from edge_agent.rules.config import LocalAction, RuleOverride
 
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
-
-
-class HubBrokerSettings(Section):
-    """The hub broker this gateway forwards to; ``username`` must equal the gateway id."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None  # default: the gateway id
-    password: SecretStr = SecretStr("")
-    tls: TlsSettings | None = None
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
 
 
 class SiteBrokerSettings(Section):

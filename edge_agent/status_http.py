@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from campus_forward.metrics import BudgetReport
 from campus_protocol.messages import SiteIdentity
-from edge_agent.health import BudgetReport
 from edge_agent.status_view import DeviceStatusView, StatusSnapshot
 
 log = logging.getLogger(__name__)

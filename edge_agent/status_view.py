@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edge_agent.health import BudgetReport
+from campus_forward.metrics import BudgetReport
 from edge_agent.sources.base import DeviceState
 
 

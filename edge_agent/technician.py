@@ -16,11 +16,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import CommandResult, MessageKind
 from device_profiles.schema import Profile
 from edge_agent.actions import ActionResult, ActionRunner, WriteRefused
 from edge_agent.app import OUTBOX_FILE, RULES_FILE, build_sources, device_io
-from edge_agent.outbox import Outbox
 from edge_agent.rules import RuleStore
 from edge_agent.settings import AgentSettings
 

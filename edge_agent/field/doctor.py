@@ -18,10 +18,11 @@ import aiomqtt
 import httpx
 from paho.mqtt.reasoncodes import ReasonCode
 
+from campus_config import HubBrokerSettings
+from campus_forward.outbox import Outbox
 from campus_protocol.topics import node_downlink_subscription
 from edge_agent.app import OUTBOX_FILE
-from edge_agent.outbox import Outbox
-from edge_agent.settings import AgentSettings, HubBrokerSettings
+from edge_agent.settings import AgentSettings
 
 #: below either, the outbox may run out of room during a long uplink outage
 MIN_FREE_BYTES = 200 * 1024**2

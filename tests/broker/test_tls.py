@@ -8,6 +8,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from campus_config import HubBrokerSettings
+from campus_forward.outbox import Outbox
+from campus_forward.uplink import HubUplink
 from campus_protocol import MessageKind, hub_subscription, uplink_topic
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.certs import make_dev_certificates
@@ -16,10 +19,7 @@ from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings
 from cloud_hub.settings import TlsSettings as HubTlsSettings
-from edge_agent.outbox import Outbox
-from edge_agent.settings import HubBrokerSettings
 from edge_agent.settings import TlsSettings as AgentTlsSettings
-from edge_agent.uplink import HubUplink
 from tests.broker_support import hub_port_client
 
 

@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from campus_forward.outbox import Outbox
 from campus_protocol import Envelope, MessageKind, Telemetry, TelemetryBatch
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import OUTBOX_FILE
-from edge_agent.outbox import Outbox
 from simulators.fleet import CityPlan, RunningFleet
 from tests.e2e.test_power_cut import (  # noqa: F401 - fixtures
     fleet,

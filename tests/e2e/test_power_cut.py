@@ -59,6 +59,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from campus_forward.outbox import Outbox
 from campus_mqtt import Backoff
 from campus_protocol import (
     Envelope,
@@ -77,7 +78,6 @@ from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker, Outcome, OutcomeStatus
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from edge_agent.app import OUTBOX_FILE
-from edge_agent.outbox import Outbox
 from simulators.fleet import CityPlan, RunningFleet, plan_city
 from tests.e2e.support import POLL_S, SERVED, WINDOW_S, serve_school
 from tests.waiting import DEADLINE_S, PROCESS_START_S

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from campus_config import ConfigError
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import Health, State, Telemetry
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import OUTBOX_FILE, Agent
-from edge_agent.outbox import Outbox
 from edge_agent.settings import AgentSettings
 from tests.edge.support import PROFILE, VALUES, free_port, hub_listener, wait_until
 

@@ -7,14 +7,10 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from campus_forward.packing import estimated_bytes, pack_windows
 from campus_protocol import Envelope, Telemetry, TelemetryBatch, encode
 from campus_protocol.messages import MAX_BATCH_WINDOWS
-from edge_agent.aggregate import (
-    DeviceMeta,
-    WindowAggregator,
-    estimated_bytes,
-    pack_windows,
-)
+from edge_agent.aggregate import DeviceMeta, WindowAggregator
 from edge_agent.sources.base import Reading
 from tests.protocol.strategies import telemetry
 

@@ -11,10 +11,10 @@ import yaml
 from typer.testing import CliRunner
 
 from campus_config import ConfigError
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import MessageKind, State
 from edge_agent.app import OUTBOX_FILE
 from edge_agent.cli import SAMPLE_CONFIG, app
-from edge_agent.outbox import Outbox
 from edge_agent.settings import load_agent_settings
 from tests.edge.support import PROFILE, VALUES
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import CommandResult, MessageKind, parse_body_json
 from cloud_hub.broker import MosquittoBroker
 from device_profiles.loader import load_profiles
 from edge_agent.app import OUTBOX_FILE, RULES_FILE
 from edge_agent.cli import SAMPLE_CONFIG, app
-from edge_agent.outbox import Outbox
 from edge_agent.rules import RuleStore
 from simulators.devices import SimulatedDevice
 from simulators.faults import Fault, FaultKind

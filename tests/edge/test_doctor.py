@@ -13,13 +13,13 @@ import yaml
 from typer.testing import CliRunner
 
 from campus_cli.main import app
+from campus_forward.outbox import Outbox
 from campus_protocol.messages import MessageKind, State
 from cloud_hub.broker import MosquittoBroker, free_port
 from device_profiles.loader import load_profiles
 from edge_agent.app import OUTBOX_FILE, Agent
 from edge_agent.cli import SAMPLE_CONFIG
 from edge_agent.field.doctor import check_clock, check_disk, check_outbox
-from edge_agent.outbox import Outbox
 from edge_agent.settings import load_agent_settings
 from tests.edge.support import wait_until
 

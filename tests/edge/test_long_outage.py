@@ -19,6 +19,8 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from campus_forward.outbox import Outbox
+from campus_forward.uplink import HubUplink
 from campus_protocol.envelope import Envelope
 from campus_protocol.messages import (
     Event,
@@ -30,11 +32,9 @@ from campus_protocol.messages import (
     TelemetryBatch,
 )
 from cloud_hub.broker import MosquittoBroker
-from edge_agent.outbox import Outbox
-from edge_agent.uplink import HubUplink
 from tests.edge.support import hub_listener, wait_until
-from tests.edge.test_outbox import event
-from tests.edge.test_uplink import hub_settings, stop
+from tests.forward.test_outbox import event
+from tests.forward.test_uplink import hub_settings, stop
 
 WINDOW_S = 10
 DEVICES = ("meter-1", "meter-2", "meter-3")

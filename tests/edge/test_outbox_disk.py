@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
+from campus_forward.outbox import Outbox, OutboxWriteError
 from campus_protocol.messages import MessageKind, State
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import OUTBOX_FILE, Agent
-from edge_agent.outbox import Outbox, OutboxWriteError
 from tests.edge.support import PROFILE, VALUES, wait_until
 from tests.edge.test_agent import meter, settings
-from tests.edge.test_outbox import window
+from tests.forward.test_outbox import window
 
 
 class SmallDisk:
@@ -71,7 +71,7 @@ def test_a_full_disk_is_logged_once_with_the_path_and_the_recovery_once(
     small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = small_disk.path / OUTBOX_FILE
-    with caplog.at_level(logging.INFO, logger="edge_agent.outbox"), Outbox(path) as outbox:
+    with caplog.at_level(logging.INFO, logger="campus_forward.outbox"), Outbox(path) as outbox:
         depth = outbox.depth()
         refused = fill(outbox)
         depth = outbox.depth()
@@ -103,7 +103,7 @@ async def test_the_agent_keeps_acquiring_on_a_full_disk_and_counts_what_it_could
         settings(mosquitto_broker, small_disk.path, [meter(server.port)]), {PROFILE.id: PROFILE}
     )
     mosquitto_broker.stop()  # nothing drains: the outbox only grows
-    with caplog.at_level(logging.INFO, logger="edge_agent.outbox"):
+    with caplog.at_level(logging.INFO, logger="campus_forward.outbox"):
         task = asyncio.create_task(agent.run())
         await wait_until(lambda: agent.windows_enqueued >= 1)
         filler = small_disk.path / "filler"

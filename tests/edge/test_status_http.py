@@ -16,11 +16,11 @@ import httpx
 import pytest
 import yaml
 
+from campus_forward.metrics import BudgetReport
 from campus_protocol.messages import SiteIdentity
 from cloud_hub.broker import MosquittoBroker
 from edge_agent.app import Agent
 from edge_agent.cli import SAMPLE_CONFIG
-from edge_agent.health import BudgetReport
 from edge_agent.settings import AgentSettings
 from edge_agent.status_http import render_page
 from edge_agent.status_view import DeviceStatusView, StatusSnapshot

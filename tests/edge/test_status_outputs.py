@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from campus_forward.metrics import BudgetReport
 from campus_protocol.messages import SiteIdentity
-from edge_agent.health import BudgetReport
 from edge_agent.status_http import render_page
 from edge_agent.status_view import DeviceStatusView, StatusSnapshot
 

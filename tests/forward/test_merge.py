@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from campus_forward.merge import merge_windows
 from campus_protocol.messages import PointStats, Sample, Telemetry
-from edge_agent.merge import merge_windows
 
 WINDOW_S = 10
 

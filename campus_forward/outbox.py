@@ -26,7 +26,7 @@ When an append takes the outbox over budget, it is brought back under ``LOW_WATE
 step one transaction, in this order:
 
 1. merge: the oldest unmerged telemetry rows are rewritten as ``TelemetryBatch`` rows whose
-   windows are merged per device into ``merge_window_s`` buckets (``edge_agent.merge``: count,
+   windows are merged per device into ``merge_window_s`` buckets (``campus_forward.merge``: count,
    min, max, mean and last stay exact; p95 becomes an upper bound);
 2. drop superseded heartbeats: the oldest ``health`` rows, never the newest;
 3. drop the oldest telemetry rows (by then all merged).
@@ -67,6 +67,16 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from campus_forward.merge import merge_windows
+from campus_forward.metrics import (
+    OUTBOX_DEPTH,
+    OUTBOX_DISCARDED,
+    OUTBOX_DISCARDED_WINDOWS,
+    OUTBOX_MERGED_WINDOWS,
+    OUTBOX_REPLACED,
+    BudgetReport,
+)
+from campus_forward.packing import pack_windows
 from campus_protocol.envelope import new_epoch
 from campus_protocol.messages import (
     Body,
@@ -75,16 +85,6 @@ from campus_protocol.messages import (
     TelemetryBatch,
     parse_body_json,
 )
-from edge_agent.aggregate import pack_windows
-from edge_agent.health import (
-    OUTBOX_DEPTH,
-    OUTBOX_DISCARDED,
-    OUTBOX_DISCARDED_WINDOWS,
-    OUTBOX_MERGED_WINDOWS,
-    OUTBOX_REPLACED,
-    BudgetReport,
-)
-from edge_agent.merge import merge_windows
 
 log = logging.getLogger(__name__)
 
@@ -320,9 +320,7 @@ class Outbox:
             self._count_drops(row.lane, reason, deleted, windows)
         self._bytes -= freed
         OUTBOX_DEPTH.dec(deleted)
-        OUTBOX_DISCARDED.labels(_lane_name(row.lane), reason, str(intentional).lower()).inc(
-            deleted
-        )
+        OUTBOX_DISCARDED.labels(_lane_name(row.lane), reason, str(intentional).lower()).inc(deleted)
 
     def count_unstored(self, kind: MessageKind, reason: str) -> None:
         """Count a message that could not be stored (the disk refused it)."""
@@ -666,4 +664,3 @@ def _telemetry_windows(body: bytes) -> list[Telemetry] | None:
     if isinstance(parsed, TelemetryBatch):
         return list(parsed.windows)
     return [parsed] if isinstance(parsed, Telemetry) else None
-

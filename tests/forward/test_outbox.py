@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from campus_forward.outbox import Outbox, OutboxCorrupt, OutboxRow
+from campus_forward.packing import BATCH_BYTES
 from campus_protocol.messages import (
     Event,
     EventState,
@@ -20,8 +22,6 @@ from campus_protocol.messages import (
     TelemetryBatch,
     parse_body_json,
 )
-from edge_agent.aggregate import BATCH_BYTES
-from edge_agent.outbox import Outbox, OutboxCorrupt, OutboxRow
 
 
 def test_seq_strictly_increases_across_close_and_reopen(tmp_path: Path) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from campus_config import HubBrokerSettings, TlsSettings
+from campus_forward.outbox import Outbox
+from campus_forward.uplink import HubUplink
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.messages import MessageKind, PointStats, State, Telemetry
 from campus_protocol.topics import uplink_topic
 from cloud_hub.broker import MosquittoBroker
-from edge_agent.outbox import Outbox
-from edge_agent.settings import HubBrokerSettings, TlsSettings
-from edge_agent.uplink import HubUplink
 from tests.broker_support import hub_port_client
 from tests.edge.support import hub_listener, wait_until
 

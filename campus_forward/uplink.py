@@ -1,4 +1,4 @@
-"""Hub uplink: drains the outbox to the hub broker at QoS 1, deleting a row only on PUBACK.
+"""Uplink to the hub above: drains the outbox to its broker at QoS 1, deleting a row only on PUBACK.
 
 One connection at a time, reconnecting through ``campus_mqtt.run_reconnecting`` (jittered capped
 back-off; the change is logged, every failure counted).
@@ -23,15 +23,15 @@ from collections.abc import Callable
 
 import aiomqtt
 
+from campus_config import HubBrokerSettings
+from campus_forward.metrics import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
+from campus_forward.outbox import Outbox, OutboxRow, OutboxWriteError
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
 from campus_protocol.messages import MessageKind, State
 from campus_protocol.topics import node_downlink_subscription, uplink_topic
-from edge_agent.health import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
-from edge_agent.outbox import Outbox, OutboxRow, OutboxWriteError
-from edge_agent.settings import HubBrokerSettings
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +243,12 @@ class HubUplink:
         """The row's envelope, or None when it can never be sent (discarded and counted)."""
         try:  # the row's body was serialised by its model: spliced in, not re-validated
             return codec.encode_stored(
-                node=self.node, epoch=self.outbox.epoch, seq=row.seq, kind=row.kind,
-                body_json=row.body, max_bytes=self.max_message_bytes,
+                node=self.node,
+                epoch=self.outbox.epoch,
+                seq=row.seq,
+                kind=row.kind,
+                body_json=row.body,
+                max_bytes=self.max_message_bytes,
             )
         except ProtocolError as exc:
             self._discard(row, getattr(exc, "reason", "unencodable"), exc)

@@ -19,6 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from campus_forward.outbox import Outbox, OutboxRow
 from campus_protocol.messages import (
     Event,
     EventState,
@@ -30,7 +31,6 @@ from campus_protocol.messages import (
     TelemetryBatch,
     parse_body_json,
 )
-from edge_agent.outbox import Outbox, OutboxRow
 
 WINDOW_S = 10
 MERGE_WINDOW_S = 50  # five windows per merged window

@@ -61,3 +61,10 @@ class InvalidTopic(DecodeError):
     """A topic string is not ``campus/v1/<node>/<up|down>/<kind>`` with a valid node and kind."""
 
     reason = "invalid_topic"
+
+
+class UnexpectedKind(DecodeError):
+    """A valid kind this receiver does not take: a federation kind from a gateway at a regional
+    hub, or a gateway's kind at the central hub."""
+
+    reason = "unexpected_kind"

@@ -24,8 +24,17 @@ class MessageKind(StrEnum):
     REPORTED = "reported"
     CMD = "cmd"
     CONFIG = "config"
+    # federation: a regional hub's uplink to the central hub
+    ROLLUP = "rollup"
+    ALERTCHANGE = "alertchange"
+    FLEET = "fleet"
+    KPIS = "kpis"
 
 
+#: what a regional hub forwards to the central hub (and a gateway never sends)
+FEDERATION_KINDS = frozenset(
+    {MessageKind.ROLLUP, MessageKind.ALERTCHANGE, MessageKind.FLEET, MessageKind.KPIS}
+)
 UPLINK_KINDS = frozenset(
     {
         MessageKind.TELEMETRY,
@@ -34,6 +43,7 @@ UPLINK_KINDS = frozenset(
         MessageKind.STATE,
         MessageKind.CMDRES,
         MessageKind.REPORTED,
+        *FEDERATION_KINDS,
     }
 )
 DOWNLINK_KINDS = frozenset({MessageKind.CMD, MessageKind.CONFIG})
@@ -259,6 +269,129 @@ class Reported(Body):
     detail: Label = ""
 
 
+# -- federation: regional hub -> central hub ------------------------------------------------------
+
+MAX_FEDERATION_ITEMS = 1024
+
+
+class RollupPeriod(StrEnum):
+    FIVE_MINUTES = "5m"
+    HOUR = "1h"
+
+    @property
+    def seconds(self) -> int:
+        return 300 if self is RollupPeriod.FIVE_MINUTES else 3600
+
+
+class PointRollup(Body):
+    """One point over every device window of a school in one period."""
+
+    windows: int = Field(ge=1)  # device windows that carried the point
+    count: int = Field(ge=1)  # readings in them
+    min: FiniteFloat
+    max: FiniteFloat
+    mean: FiniteFloat  # count-weighted
+    unit: Label = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PointRollup:
+        if not self.min <= self.mean <= self.max:
+            raise ValueError("rollup must satisfy min <= mean <= max")
+        return self
+
+
+class SchoolRollup(Body):
+    """A school's telemetry over one period ``[period_start, period_start + period)``, whole:
+    a later rollup of the same school and period replaces it (late windows arrived)."""
+
+    school_id: Identifier
+    district_id: Identifier
+    period: RollupPeriod
+    period_start: AwareDatetime
+    devices: int = Field(ge=0)
+    points: dict[Identifier, PointRollup] = Field(max_length=512)
+
+
+class Rollups(Body):
+    """Per-school rollups (kind ``rollup``)."""
+
+    rollups: list[SchoolRollup] = Field(min_length=1, max_length=MAX_FEDERATION_ITEMS)
+
+
+class AlertChange(Body):
+    """One transition of an alert at a regional hub (``alert_id`` is the regional's own id)."""
+
+    alert_id: int = Field(ge=0, lt=2**63)
+    school_id: Identifier | None = None
+    district_id: Identifier | None = None
+    device: Identifier
+    rule: Identifier
+    severity: Severity
+    state: Identifier  # the state entered: e.g. open, acknowledged, resolved
+    at: AwareDatetime
+    message: Label = ""
+
+
+class AlertChanges(Body):
+    """Alert transitions in the order they happened (kind ``alertchange``)."""
+
+    changes: list[AlertChange] = Field(min_length=1, max_length=MAX_FEDERATION_ITEMS)
+
+
+class SchoolStatusCode(StrEnum):
+    ONLINE = "online"
+    DEGRADED = "degraded"
+    OFFLINE = "offline"
+
+
+class SchoolHealthSummary(Body):
+    """A school as its regional hub sees it: status, gateways and devices online."""
+
+    site: SiteIdentity
+    status: SchoolStatusCode
+    gateways: int = Field(ge=0)
+    gateways_online: int = Field(ge=0)
+    devices: int = Field(ge=0)
+    devices_online: int = Field(ge=0)
+    last_seen_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _within(self) -> SchoolHealthSummary:
+        if self.gateways_online > self.gateways or self.devices_online > self.devices:
+            raise ValueError("online counts must not exceed the totals")
+        return self
+
+
+class FleetHealth(Body):
+    """Every school of a regional hub at ``at`` (kind ``fleet``): the newest replaces the rest."""
+
+    at: AwareDatetime
+    schools: list[SchoolHealthSummary] = Field(max_length=MAX_FEDERATION_ITEMS)
+
+
+class KpiFigure(Body):
+    """One KPI as a numerator over a denominator, so the central hub can sum districts."""
+
+    kpi: Identifier
+    value: FiniteFloat | None = None
+    numerator: FiniteFloat = Field(ge=0)
+    denominator: FiniteFloat = Field(ge=0)
+
+
+class DistrictKpis(Body):
+    district_id: Identifier
+    city_id: Identifier
+    schools: int = Field(ge=0)
+    figures: list[KpiFigure] = Field(max_length=64)
+
+
+class KpiSnapshot(Body):
+    """The KPIs of each district of a regional hub at ``at`` (kind ``kpis``)."""
+
+    at: AwareDatetime
+    districts: list[DistrictKpis] = Field(min_length=1, max_length=MAX_FEDERATION_ITEMS)
+
+
 #: the body model of each kind; a ``telemetry`` body may also be a ``TelemetryBatch``
 BODY_MODELS: dict[MessageKind, type[Body]] = {
     MessageKind.TELEMETRY: Telemetry,
@@ -269,6 +402,10 @@ BODY_MODELS: dict[MessageKind, type[Body]] = {
     MessageKind.REPORTED: Reported,
     MessageKind.CMD: Command,
     MessageKind.CONFIG: ConfigDesired,
+    MessageKind.ROLLUP: Rollups,
+    MessageKind.ALERTCHANGE: AlertChanges,
+    MessageKind.FLEET: FleetHealth,
+    MessageKind.KPIS: KpiSnapshot,
 }
 
 #: body model -> kind, including the models a kind accepts besides its ``BODY_MODELS`` entry

@@ -23,6 +23,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import (
+    FEDERATION_KINDS,
     CommandResult,
     DecodeError,
     Envelope,
@@ -36,6 +37,7 @@ from campus_protocol import (
     decode,
     parse_topic,
 )
+from campus_protocol.errors import UnexpectedKind
 from campus_protocol.topics import Direction
 from cloud_hub.alerts.conditions import apply_event, follow, hub_rule_conditions
 from cloud_hub.db import alerts, commands, devices, topology
@@ -173,6 +175,8 @@ class IngestWorker:
                 kind = parsed.kind.value
                 if parsed.direction is not Direction.UP:
                     raise InvalidTopic(f"{topic[:200]!r} is not an uplink topic")
+                if parsed.kind in FEDERATION_KINDS:
+                    raise UnexpectedKind(f"{kind!r} is for the central hub, not a gateway's")
                 decoded.append(_Decoded(index, decode(payload, topic=parsed)))
             except DecodeError as exc:
                 outcome = Outcome(OutcomeStatus.REJECTED, kind, exc.reason, str(exc))

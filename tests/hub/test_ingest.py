@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from campus_protocol import MAX_MESSAGE_BYTES, DeviceStatus, EventState, MessageKind, uplink_topic
+from campus_protocol import (
+    MAX_MESSAGE_BYTES,
+    DeviceStatus,
+    DistrictKpis,
+    EventState,
+    KpiSnapshot,
+    MessageKind,
+    uplink_topic,
+)
 from cloud_hub.alerts.lifecycle import AlertState
 from cloud_hub.db import alerts, devices, telemetry
 from cloud_hub.db.models import (
@@ -25,6 +33,7 @@ from cloud_hub.db.models import (
 from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.worker import INGEST_ERRORS, IngestWorker, OutcomeStatus
 from tests.hub.builders import T0, device_health, event, heartbeat, state, stats
+from tests.hub.builders import message as build
 from tests.hub.builders import telemetry as tele
 
 
@@ -202,6 +211,7 @@ def test_a_repeated_state_message_is_applied_not_deduplicated(
 
 GOOD = tele(seq=100, points={"co2": stats(500)})
 TELEMETRY_TOPIC = uplink_topic("gw-1", MessageKind.TELEMETRY)
+DISTRICT_KPIS = DistrictKpis(district_id="d1", city_id="c1", schools=1, figures=[])
 
 
 def _envelope_with(**changes: object) -> bytes:
@@ -231,6 +241,11 @@ def _envelope_with(**changes: object) -> bytes:
         pytest.param("campus/v1/GW 1/up/telemetry", GOOD[1], "invalid_topic", id="bad-node-id"),
         pytest.param(
             TELEMETRY_TOPIC, _envelope_with(body={"device": "x"}), "invalid_body", id="bad-body"
+        ),
+        pytest.param(
+            *build("gw-1", 7, KpiSnapshot(at=T0, districts=[DISTRICT_KPIS])),
+            "unexpected_kind",
+            id="federation-kind-from-a-gateway",
         ),
     ],
 )

@@ -9,20 +9,32 @@ from hypothesis import strategies as st
 
 from campus_protocol import (
     BODY_MODELS,
+    AlertChange,
+    AlertChanges,
     Command,
     CommandResult,
     ConfigDesired,
     DeviceHealth,
     DeviceStatus,
+    DistrictKpis,
     Envelope,
     Event,
     EventState,
+    FleetHealth,
     Health,
+    KpiFigure,
+    KpiSnapshot,
     MessageKind,
     OutboxHealth,
+    PointRollup,
     PointStats,
     Reported,
+    RollupPeriod,
+    Rollups,
     Sample,
+    SchoolHealthSummary,
+    SchoolRollup,
+    SchoolStatusCode,
     Severity,
     SiteIdentity,
     State,
@@ -141,6 +153,75 @@ outbox_healths = st.builds(
     disk=st.sampled_from(["ok", "disk_full", "read_only", "io_error"]),
 )
 
+
+@st.composite
+def point_rollups(draw: st.DrawFn) -> PointRollup:
+    """Rollups whose min <= mean <= max."""
+    low, mean, high = sorted(draw(st.lists(finite_floats, min_size=3, max_size=3)))
+    return PointRollup(
+        windows=draw(st.integers(min_value=1, max_value=INT64_MAX)),
+        count=draw(st.integers(min_value=1, max_value=INT64_MAX)),
+        min=low,
+        max=high,
+        mean=mean,
+        unit=draw(st.text(max_size=8)),
+    )
+
+
+school_rollups = st.builds(
+    SchoolRollup,
+    school_id=identifiers,
+    district_id=identifiers,
+    period=st.sampled_from(RollupPeriod),
+    period_start=aware_datetimes,
+    devices=counts,
+    points=st.dictionaries(identifiers, point_rollups(), max_size=4),
+)
+
+alert_changes = st.builds(
+    AlertChange,
+    alert_id=counts,
+    school_id=st.none() | identifiers,
+    district_id=st.none() | identifiers,
+    device=identifiers,
+    rule=identifiers,
+    severity=st.sampled_from(Severity),
+    state=identifiers,
+    at=aware_datetimes,
+    message=labels,
+)
+
+
+@st.composite
+def school_health_summaries(draw: st.DrawFn) -> SchoolHealthSummary:
+    """Summaries whose online counts are within their totals."""
+    gateways, devices = draw(counts), draw(counts)
+    return SchoolHealthSummary(
+        site=draw(site_identities),
+        status=draw(st.sampled_from(SchoolStatusCode)),
+        gateways=gateways,
+        gateways_online=draw(st.integers(min_value=0, max_value=gateways)),
+        devices=devices,
+        devices_online=draw(st.integers(min_value=0, max_value=devices)),
+        last_seen_at=draw(st.none() | aware_datetimes),
+    )
+
+
+kpi_figures = st.builds(
+    KpiFigure,
+    kpi=identifiers,
+    value=st.none() | finite_floats,
+    numerator=st.floats(min_value=0, allow_infinity=False),
+    denominator=st.floats(min_value=0, allow_infinity=False),
+)
+district_kpis = st.builds(
+    DistrictKpis,
+    district_id=identifiers,
+    city_id=identifiers,
+    schools=counts,
+    figures=st.lists(kpi_figures, max_size=6),
+)
+
 BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
     MessageKind.TELEMETRY: telemetry() | telemetry_batches,
     MessageKind.EVENT: st.builds(
@@ -180,6 +261,18 @@ BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
         args=json_objects,
     ),
     MessageKind.CONFIG: st.builds(ConfigDesired, revision=counts, config=json_objects),
+    MessageKind.ROLLUP: st.builds(
+        Rollups, rollups=st.lists(school_rollups, min_size=1, max_size=3)
+    ),
+    MessageKind.ALERTCHANGE: st.builds(
+        AlertChanges, changes=st.lists(alert_changes, min_size=1, max_size=3)
+    ),
+    MessageKind.FLEET: st.builds(
+        FleetHealth, at=aware_datetimes, schools=st.lists(school_health_summaries(), max_size=3)
+    ),
+    MessageKind.KPIS: st.builds(
+        KpiSnapshot, at=aware_datetimes, districts=st.lists(district_kpis, min_size=1, max_size=3)
+    ),
 }
 assert BODIES.keys() == BODY_MODELS.keys(), "a MessageKind has no body strategy"
 

@@ -9,6 +9,7 @@ import aiomqtt
 import pytest
 
 from campus_config import HubBrokerSettings
+from campus_config import TlsSettings as AgentTlsSettings
 from campus_forward.outbox import Outbox
 from campus_forward.uplink import HubUplink
 from campus_protocol import MessageKind, hub_subscription, uplink_topic
@@ -19,7 +20,6 @@ from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings
 from cloud_hub.settings import TlsSettings as HubTlsSettings
-from edge_agent.settings import TlsSettings as AgentTlsSettings
 from tests.broker_support import hub_port_client
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from campus_config import HubBrokerSettings
+from campus_config import TlsSettings as AgentTlsSettings
 from campus_forward.outbox import Outbox
 from campus_forward.uplink import HubUplink
 from campus_protocol import MessageKind, PointStats, Telemetry
@@ -38,7 +39,6 @@ from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, TlsSettings
-from edge_agent.settings import TlsSettings as AgentTlsSettings
 from tests.broker_support import hub_port_client
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,6 +13,12 @@ Design
   starts a new epoch at seq 0 and is never mistaken for a replay of the old one.
 * ``next_seq`` hands out a sequence number without a row, for messages that are not queued
   (the MQTT will and the retained online state).
+* A producer that derives messages from other data (a regional hub rolling up its telemetry)
+  passes ``marks`` to ``append_many``: named progress values ("rolled up to 10:05") committed in
+  the transaction that stores the rows they produced, read back with ``mark``. After a crash it
+  resumes from its mark and neither skips nor repeats a message.
+* ``counters`` keeps ``appended:<kind>``, every row ever queued by kind: the producer's own ledger
+  of what it handed over, which a receiver's count can be checked against.
 * Priority lanes: each row has a ``lane`` (0 event, 1 health/state/other, 2 telemetry) and a
   ``position`` (its seq, or for a merged row the position of its oldest source). ``pending``
   returns events first, then the others oldest first, except that ``live_share`` of each batch
@@ -59,8 +65,8 @@ import logging
 import math
 import sqlite3
 import time
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +95,11 @@ from campus_protocol.messages import (
 log = logging.getLogger(__name__)
 
 #: lower is more urgent
-LANES: dict[MessageKind, int] = {MessageKind.EVENT: 0, MessageKind.TELEMETRY: 2}
+LANES: dict[MessageKind, int] = {
+    MessageKind.EVENT: 0,
+    MessageKind.ALERTCHANGE: 0,
+    MessageKind.TELEMETRY: 2,
+}
 DEFAULT_LANE = 1
 LANE_NAMES = {0: "event", 1: "health", 2: "telemetry"}
 TELEMETRY_LANE = 2
@@ -247,17 +257,23 @@ class Outbox:
         """Queue ``body``; returns its seq, assigned in the same transaction as the insert."""
         return self.append_many([(kind, body)])[0]
 
-    def append_many(self, messages: Sequence[tuple[MessageKind, Body]]) -> list[int]:
-        """Queue ``messages`` in one transaction; returns their seqs, in order.
+    def append_many(
+        self,
+        messages: Sequence[tuple[MessageKind, Body]],
+        *,
+        marks: Mapping[str, str] | None = None,
+    ) -> list[int]:
+        """Queue ``messages`` in one transaction, with ``marks`` (see ``mark``); returns their
+        seqs, in order.
 
         Raises ``OutboxWriteError`` (nothing stored) when the disk refuses the write.
         """
-        if not messages:
+        if not messages and not marks:
             return []
         now = time.time()
         encoded = [(kind, b.model_dump_json().encode(), _windows(b)) for kind, b in messages]
         with self._writing():
-            last = self._bump_seq(len(encoded))
+            last = self._bump_seq(len(encoded)) if encoded else self.last_seq()
             first = last - len(encoded) + 1
             self._db.executemany(
                 "INSERT INTO outbox (seq, lane, kind, body, created_at, position, windows) "
@@ -266,6 +282,13 @@ class Outbox:
                     (first + i, LANES.get(kind, DEFAULT_LANE), kind.value, data, now, first + i, n)
                     for i, (kind, data, n) in enumerate(encoded)
                 ],
+            )
+            for kind, count in Counter(kind for kind, _, _ in encoded).items():
+                self._add_counter(f"appended:{kind.value}", count)
+            self._db.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [(f"mark:{name}", value) for name, value in (marks or {}).items()],
             )
         self._write_succeeded()
         added = sum(len(data) for _, data, _ in encoded) + ROW_OVERHEAD_BYTES * len(encoded)
@@ -276,6 +299,17 @@ class Outbox:
             with contextlib.suppress(OutboxWriteError):  # stored all the same; logged
                 self.enforce_budget()
         return list(range(first, last + 1))
+
+    def mark(self, name: str) -> str | None:
+        """The value last stored under ``name`` by ``append_many(..., marks=...)``, or None."""
+        query = "SELECT value FROM meta WHERE name = ?"
+        row = self._db.execute(query, (f"mark:{name}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def appended(self) -> dict[str, int]:
+        """Rows ever queued in this outbox (its epoch), by kind."""
+        rows = self._db.execute("SELECT name, value FROM counters WHERE name LIKE 'appended:%'")
+        return {name.removeprefix("appended:"): int(value) for name, value in rows}
 
     def next_seq(self) -> int:
         """Hand out a seq for a message that is sent directly rather than queued."""

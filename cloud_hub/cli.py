@@ -25,6 +25,8 @@ from cloud_hub.auth import audit
 from cloud_hub.auth.cli import app as user_app
 from cloud_hub.db import schema
 from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.federation import city
+from cloud_hub.federation.ingest import worker_for
 from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
@@ -186,25 +188,23 @@ def ingest_command(
     engine = make_engine(settings.database_url)
     influx = sink_for(settings.influx)
     sessions = make_sessionmaker(engine)
-    worker = IngestWorker(
-        sessions,
-        profiles=_profiles(profiles),
-        window_sink=influx.offer if influx is not None else None,
-    )
+    worker = worker_for(settings, sessions, profiles=_profiles(profiles), influx=influx)
     consumer = IngestConsumer(
         worker,
         settings.broker,
         share_group=settings.share_group,
     )
-    health = health_runner(
-        settings, sessions, profiles=worker.profiles, connected=consumer.connected.is_set
-    )
 
     async def run() -> None:
-        notifier = Notifier(sessions, settings.webhooks)
-        await asyncio.gather(
-            consumer.run(), health.run(), *([notifier.run()] if settings.webhooks else [])
-        )
+        jobs = [consumer.run()]
+        if isinstance(worker, IngestWorker):  # a regional hub watches its gateways' health
+            health = health_runner(
+                settings, sessions, profiles=worker.profiles, connected=consumer.connected.is_set
+            )
+            jobs.append(health.run())
+            if settings.webhooks:
+                jobs.append(Notifier(sessions, settings.webhooks).run())
+        await asyncio.gather(*jobs)
 
     try:
         asyncio.run(run())
@@ -409,32 +409,39 @@ def kpis(
     ] = None,
 ) -> None:
     """Print the KPIs of a city, district or school beside their 2025 targets, read from the hub
-    database (the operator's console: no scope applies; the API filters by the caller's)."""
+    database (the operator's console: no scope applies; the API filters by the caller's). A
+    central hub sums its regional hubs' newest district snapshots."""
     settings = _load(config, database_url=database_url, development=True)
     engine = make_engine(settings.database_url)
+    now = at.replace(tzinfo=at.tzinfo or UTC) if at else datetime.now(UTC)
     try:
         with make_sessionmaker(engine)() as session:
-            report = compute_kpis(
-                session,
-                level=level,
-                id=id,
-                scope=None,
-                now=(at.replace(tzinfo=at.tzinfo or UTC) if at else datetime.now(UTC)),
-                profiles=load_profiles(),
-                lessons=LessonTimes.from_settings(settings.kpi),
-            )
+            if settings.role == "central":
+                report = city.city_kpis(session, level=level, id=id, scope=None, now=now)
+            else:
+                report = compute_kpis(
+                    session,
+                    level=level,
+                    id=id,
+                    scope=None,
+                    now=now,
+                    profiles=load_profiles(),
+                    lessons=LessonTimes.from_settings(settings.kpi),
+                )
     except SQLAlchemyError as exc:
         console.print(f"[red]cannot read the hub database[/red]: {exc}")
         raise typer.Exit(1) from None
     finally:
         engine.dispose()
     if report is None:
-        console.print(f"[red]no {level.value} {id!r} in the hub database[/red]")
+        console.print(f"[red]no {level.value} {id!r} in the {settings.role} hub's database[/red]")
         raise typer.Exit(1)
     if csv_output:
         sys.stdout.write(to_csv(report))
         return
     title = f"KPIs of {level.value} {id}: {report.schools} schools, {report.at:%Y-%m-%d %H:%M} UTC"
+    if settings.role == "central":
+        title += " (central hub: the regional hubs' newest district snapshots)"
     table = Table(title=title)
     for column in ("KPI", "value", "target 2025", "meets", "numerator / denominator"):
         table.add_column(column)

@@ -12,12 +12,14 @@ from pydantic_settings import SettingsConfigDict
 
 from campus_config import (
     PLACEHOLDER_SECRETS,
+    HubBrokerSettings,
     LayeredSettings,
     Section,
     TlsSettings,
     load_layered,
 )
 from campus_protocol.messages import Severity
+from campus_protocol.topics import NODE_ID_PATTERN
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/hub/hub.db"
 _POSTGRES_SCHEMES = ("postgres://", "postgresql://", "postgresql+psycopg2://")
@@ -156,6 +158,19 @@ class WebhookSettings(Section):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
+class FederationSettings(Section):
+    """A regional hub's forwarding to the central hub (``cloud_hub.federation``): its node id is
+    its MQTT username on the central broker; the outbox file keeps what is not yet delivered."""
+
+    node_id: str = Field(pattern=NODE_ID_PATTERN.pattern, examples=["region-d01"])
+    central: HubBrokerSettings
+    outbox_path: Path = Path("./var/hub/federation-outbox.db")
+    every_s: float = Field(default=30.0, gt=0, le=3600)  # how often to look for new work
+    fleet_every_s: float = Field(default=60.0, gt=0)
+    kpi_every_s: float = Field(default=900.0, gt=0)
+    rollup_horizon_s: float = Field(default=7200.0, ge=3600, le=7 * 86400)
+
+
 class HubSettings(LayeredSettings):
     """Everything one hub process needs; ``role`` picks the tier it runs at."""
 
@@ -179,6 +194,7 @@ class HubSettings(LayeredSettings):
     provisioning: ProvisioningSettings | None = None
     influx: InfluxSettings | None = None
     kpi: KpiSettings = KpiSettings()
+    federation: FederationSettings | None = None  # a regional hub that forwards to a central one
     development: bool = False  # allows placeholder broker passwords
 
     @field_validator("database_url")
@@ -195,6 +211,14 @@ class HubSettings(LayeredSettings):
         if not self.development and self.broker.password.get_secret_value() in PLACEHOLDER_SECRETS:
             raise ValueError(
                 "broker.password: placeholder or empty password refused outside development"
+            )
+        if self.federation is not None and self.role != "regional":
+            raise ValueError("federation: only a regional hub forwards (set role: regional)")
+        central = self.federation.central.password.get_secret_value() if self.federation else None
+        if not self.development and central in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "federation.central.password: placeholder or empty password refused outside "
+                "development"
             )
         token = self.influx.token.get_secret_value() if self.influx else None
         if not self.development and token in PLACEHOLDER_SECRETS:

@@ -17,6 +17,7 @@ from cloud_hub.api.routes import (
     alerts,
     audit,
     auth,
+    city,
     commands,
     devices,
     districts,
@@ -32,8 +33,10 @@ from cloud_hub.auth.oidc import JwtVerifier
 from cloud_hub.commands import CommandPublisher
 from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.db.schema import migrate
+from cloud_hub.federation.forwarder import RegionalForwarder
+from cloud_hub.federation.ingest import worker_for
 from cloud_hub.ingest.consumer import IngestConsumer
-from cloud_hub.ingest.worker import IngestWorker
+from cloud_hub.kpis.compute import LessonTimes
 from cloud_hub.provisioning import Provisioner, ProvisioningError
 from cloud_hub.settings import HubSettings
 from cloud_hub.sinks.influx import sink_for
@@ -70,31 +73,37 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         influx = sink_for(settings.influx) if run_ingest else None
         if run_ingest:
-            worker = IngestWorker(
-                app.state.sessions,
-                profiles=app.state.profiles,
-                window_sink=influx.offer if influx is not None else None,
-            )
             app.state.ingest = IngestConsumer(
-                worker,
+                worker_for(settings, app.state.sessions, profiles=app.state.profiles, influx=influx),
                 settings.broker,
                 share_group=settings.share_group,
             )
             tasks.append(asyncio.create_task(app.state.ingest.run(), name="hub-ingest"))
-            app.state.commands = CommandPublisher(
-                app.state.sessions, lambda: app.state.ingest.client
-            )
-            tasks.append(asyncio.create_task(app.state.commands.run(), name="hub-commands"))
-            app.state.health = health_runner(
-                settings,
+            if settings.role == "regional":  # the central hub has no gateways to command
+                app.state.commands = CommandPublisher(
+                    app.state.sessions, lambda: app.state.ingest.client
+                )
+                tasks.append(asyncio.create_task(app.state.commands.run(), name="hub-commands"))
+                app.state.health = health_runner(
+                    settings,
+                    app.state.sessions,
+                    profiles=app.state.profiles,
+                    connected=app.state.ingest.connected.is_set,
+                )
+                tasks.append(asyncio.create_task(app.state.health.run(), name="hub-health"))
+                if settings.webhooks:
+                    notifier = Notifier(app.state.sessions, settings.webhooks)
+                    tasks.append(asyncio.create_task(notifier.run(), name="hub-webhooks"))
+        app.state.forwarder = None
+        if settings.federation is not None:
+            app.state.forwarder = RegionalForwarder(
+                settings.federation,
                 app.state.sessions,
                 profiles=app.state.profiles,
-                connected=app.state.ingest.connected.is_set,
+                lessons=LessonTimes.from_settings(settings.kpi),
+                offline_after_s=settings.offline_after_s,
             )
-            tasks.append(asyncio.create_task(app.state.health.run(), name="hub-health"))
-            if settings.webhooks:
-                notifier = Notifier(app.state.sessions, settings.webhooks)
-                tasks.append(asyncio.create_task(notifier.run(), name="hub-webhooks"))
+            tasks.append(asyncio.create_task(app.state.forwarder.run(), name="hub-federation"))
         try:
             yield
         finally:
@@ -109,7 +118,7 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    modules = (auth, districts, schools, devices, series, alerts, gateways, commands, kpis)
+    modules = (auth, districts, schools, devices, series, alerts, gateways, commands, kpis, city)
     for module in (*modules, stream, audit, system):
         app.include_router(module.router)
     app.include_router(devices.approval_router)

@@ -33,6 +33,7 @@ def target_metadata() -> MetaData:
     from cloud_hub.auth import models as auth_models  # noqa: F401 - registers the tables
     from cloud_hub.db import models  # noqa: F401 - registers the tables on Base.metadata
     from cloud_hub.db.base import Base
+    from cloud_hub.federation import models as federation_models  # noqa: F401 - the same
 
     return Base.metadata
 

@@ -1,4 +1,4 @@
-"""The hub broker consumer: feeds uplinks to an ``IngestWorker`` and acknowledges each QoS 1
+"""The hub broker consumer: feeds uplinks to a ``BatchWorker`` and acknowledges each QoS 1
 message to the broker only after the batch holding it is committed.
 
 Design
@@ -25,14 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import aiomqtt
 from prometheus_client import Counter, Gauge
 
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, ack, make_client, run_reconnecting
 from campus_protocol import hub_subscription
-from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
+from cloud_hub.ingest.worker import Outcome, OutcomeStatus
 from cloud_hub.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,15 @@ HUB_BROKER_FAILURES = Counter(
     "campus_hub_broker_failures_total", "Failed hub broker connections", ["error_type"]
 )
 MAX_BATCH = 200
+
+
+class BatchWorker(Protocol):
+    """What the consumer feeds: ``IngestWorker`` at a regional hub, ``FederationWorker`` at the
+    central hub."""
+
+    def process_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]: ...
+
+    def prune_claims(self, older_than: datetime) -> int: ...
 
 
 def broker_endpoint(broker: BrokerSettings) -> BrokerEndpoint:
@@ -62,7 +73,7 @@ class IngestConsumer:
 
     def __init__(
         self,
-        worker: IngestWorker,
+        worker: BatchWorker,
         broker: BrokerSettings,
         *,
         share_group: str | None = None,

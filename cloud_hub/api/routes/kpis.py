@@ -18,6 +18,7 @@ from cloud_hub.api.deps import (
     deny,
     not_found,
 )
+from cloud_hub.auth.principal import Principal
 from cloud_hub.auth.roles import ScopeLevel
 from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
 from cloud_hub.kpis.export import kpi_rows, to_csv
@@ -48,6 +49,11 @@ class KpisPublic(BaseModel):
     kpis: list[KpiPublic]
 
 
+def wider_than_scope(level: Level, user: Principal) -> bool:
+    """Whether ``level`` is wider than the caller's scope (a school user asking for a city)."""
+    return _BREADTH[ScopeLevel(level.value)] > _BREADTH[user.scope.level]
+
+
 @router.get("", response_model=KpisPublic, responses={200: {"content": {"text/csv": {}}}})
 def get_kpis(
     request: Request,
@@ -66,7 +72,7 @@ def get_kpis(
         level, id = Level(user.scope.level.value), user.scope.id
     if level is None or id is None:
         raise HTTPException(422, "give level and id together (or neither: your own scope)")
-    if _BREADTH[ScopeLevel(level.value)] > _BREADTH[user.scope.level]:
+    if wider_than_scope(level, user):
         deny(request, now=now, status=403, reason=f"{level.value} KPIs need a wider scope",
              actor=user)  # fmt: skip
     report = compute_kpis(

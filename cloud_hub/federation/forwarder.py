@@ -1,0 +1,157 @@
+"""A regional hub's forwarding to the central hub, through the edge's own outbox and uplink.
+
+Design
+------
+* ``campus_forward.Outbox`` numbers every message with the regional hub's node id, the outbox's
+  epoch and a seq, and ``HubUplink`` drains it to the central broker at QoS 1, deleting a row only
+  on PUBACK: the central hub dedupes exactly as a regional hub dedupes its gateways.
+* ``collect`` (a thread: it reads the hub database) decides what is due and queues it with its
+  progress marks in one outbox transaction, so a regional hub killed at any point resumes from
+  its marks and neither skips nor repeats a message:
+  - ``fleet``: the health of every school, once per ``fleet_every_s`` slot;
+  - ``kpis``: every district's KPIs as numerators and denominators, once per ``kpi_every_s``
+    slot;
+  - ``rollup``: per school and 5-minute or hourly period over the last ``rollup_horizon_s``,
+    every closed period whose windows differ from what was last sent for it (new periods, and
+    periods that late windows changed, e.g. a gateway's backlog after an outage), sent whole so
+    the central hub replaces it. Windows that reach the regional hub later than the horizon are
+    not forwarded (the regional hub keeps them).
+* Only one process per regional hub forwards (the one that serves the API); extra ingest
+  workers do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from campus_forward.outbox import Outbox, OutboxWriteError
+from campus_forward.uplink import HubUplink
+from campus_protocol import KpiSnapshot, MessageKind, RollupPeriod, Rollups, SchoolRollup
+from campus_protocol.messages import Body
+from cloud_hub.federation.summaries import (
+    ROLLUP_PERIODS,
+    district_kpis,
+    fleet_health,
+    period_start,
+    school_rollups,
+)
+from cloud_hub.kpis.compute import LessonTimes
+from cloud_hub.settings import FederationSettings
+from device_profiles.schema import Profile
+
+log = logging.getLogger(__name__)
+
+Message = tuple[MessageKind, Body]
+
+
+class RegionalForwarder:
+    """Queue what is due for the central hub and run the uplink that delivers it."""
+
+    def __init__(
+        self,
+        settings: FederationSettings,
+        sessions: sessionmaker[Session],
+        *,
+        profiles: Mapping[str, Profile],
+        lessons: LessonTimes,
+        offline_after_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self._sessions = sessions
+        self._profiles = profiles
+        self._lessons = lessons
+        self._offline_after_s = offline_after_s
+        self._clock = clock
+        self.outbox = Outbox.open_or_replace(settings.outbox_path)
+        self.uplink = HubUplink(settings.node_id, settings.central, self.outbox)
+        self.queued = 0
+
+    async def run(self) -> None:
+        """Collect every ``every_s`` and keep the uplink going, until cancelled."""
+        uplink = asyncio.create_task(self.uplink.run(), name="federation-uplink")
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    if await asyncio.to_thread(self.collect):
+                        self.uplink.wake()
+                except OutboxWriteError:
+                    pass  # logged by the outbox; the marks did not move: tried again next time
+                except Exception:  # a bug of ours must not stop forwarding for good
+                    log.exception("federation: collecting for the central hub failed")
+                await asyncio.sleep(max(0.0, self.settings.every_s - (time.monotonic() - started)))
+        finally:
+            self.uplink.close(grace_s=2.0)
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(uplink, timeout=5.0)
+            self.outbox.close()
+
+    def collect(self) -> int:
+        """Queue whatever is due now; returns how many messages."""
+        now = self._clock()
+        queued = 0
+        with self._sessions() as session:
+            queued += self._slotted(session, "fleet", self.settings.fleet_every_s, now)
+            queued += self._slotted(session, "kpis", self.settings.kpi_every_s, now)
+            for period in ROLLUP_PERIODS:
+                queued += self._rollups(session, period, now)
+        self.queued += queued
+        return queued
+
+    def _slotted(self, session: Session, name: str, every_s: float, now: datetime) -> int:
+        """One ``name`` message per ``every_s`` slot of the clock, the first one at once."""
+        slot = str(int(now.timestamp() // every_s))
+        if self.outbox.mark(name) == slot:
+            return 0
+        message: Message | None
+        if name == "fleet":
+            fleet = fleet_health(session, now=now, offline_after_s=self._offline_after_s)
+            message = (MessageKind.FLEET, fleet)
+        else:
+            districts = district_kpis(
+                session, now=now, profiles=self._profiles, lessons=self._lessons
+            )
+            message = (MessageKind.KPIS, KpiSnapshot(at=now, districts=districts))
+            if not districts:
+                message = None  # nothing to report yet: the slot still counts as done
+        self.outbox.append_many([message] if message else [], marks={name: slot})
+        return 1 if message else 0
+
+    def _rollups(self, session: Session, period: RollupPeriod, now: datetime) -> int:
+        """Every closed period in the horizon whose windows changed since it was last sent."""
+        closed = period_start(now, period)
+        since = period_start(now - timedelta(seconds=self.settings.rollup_horizon_s), period)
+        name = f"rollup:{period.value}"
+        sent: dict[str, int] = json.loads(self.outbox.mark(name) or "{}")
+        due = []
+        now_sent = {}
+        for rollup in school_rollups(session, period=period, since=since, until=closed):
+            key = f"{rollup.school_id}|{rollup.period_start.isoformat()}"
+            windows = sum(point.windows for point in rollup.points.values())
+            now_sent[key] = windows
+            if sent.get(key) != windows:
+                due.append(rollup)
+        if not due and now_sent.keys() == sent.keys():
+            return 0
+        messages: list[Message] = [
+            (MessageKind.ROLLUP, Rollups(rollups=chunk)) for chunk in _chunks(due)
+        ]
+        self.outbox.append_many(messages, marks={name: json.dumps(now_sent, sort_keys=True)})
+        return len(messages)
+
+
+ROLLUPS_PER_MESSAGE = 16  # a school's rollup is a few kB: a message stays far under its bound
+
+
+def _chunks(rollups: list[SchoolRollup]) -> list[list[SchoolRollup]]:
+    step = ROLLUPS_PER_MESSAGE
+    return [rollups[i : i + step] for i in range(0, len(rollups), step)]

@@ -1,0 +1,306 @@
+"""A regional hub forwards to the central hub: rollups, school health and KPI snapshots, each
+numbered by the regional hub's own outbox (node, epoch, seq) and stored once at the central hub.
+
+The regional hub is the KPI tests' simulated city (12 schools in 3 districts with known answers),
+ingested by ``IngestWorker``; ``RegionalForwarder.collect`` queues what is due in a real outbox;
+its rows are delivered as the uplink would (``encode_stored``) to a ``FederationWorker`` on a
+central database. The MQTT legs are in tests/e2e/test_tiers.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from campus_config import HubBrokerSettings
+from campus_protocol import (
+    AlertChange,
+    AlertChanges,
+    MessageKind,
+    Severity,
+    codec,
+    uplink_topic,
+)
+from cloud_hub.api.deps import get_now
+from cloud_hub.api.main import create_app
+from cloud_hub.auth.roles import Role
+from cloud_hub.cli import app
+from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.federation.forwarder import RegionalForwarder
+from cloud_hub.federation.ingest import FederationWorker
+from cloud_hub.federation.models import (
+    DistrictReport,
+    RegionalHub,
+    SchoolHealth,
+    SchoolRollup,
+)
+from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
+from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
+from cloud_hub.settings import FederationSettings, HubSettings
+from device_profiles.schema import Profile
+from tests.auth_support import bearer, make_user
+from tests.hub.builders import message, telemetry
+from tests.hub.test_kpis import NOW, City, value
+from tests.hub.test_kpis import city as city
+
+REGIONAL = "region-north"
+
+
+@pytest.fixture
+def central(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'central.db'}")
+    create_schema(engine)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def forwarder(
+    sessions: sessionmaker[Session], profiles: dict[str, Profile], outbox: Path, *, at: datetime
+) -> RegionalForwarder:
+    settings = FederationSettings(node_id=REGIONAL, central=HubBrokerSettings(), outbox_path=outbox)
+    return RegionalForwarder(
+        settings,
+        sessions,
+        profiles=profiles,
+        lessons=LessonTimes(),
+        offline_after_s=1e9,
+        clock=lambda: at,
+    )
+
+
+def deliver(forwarding: RegionalForwarder, central: FederationWorker) -> list[OutcomeStatus]:
+    """Every queued row, enveloped as the uplink does, to the central worker; rows stay queued
+    (so a test can deliver them twice, as a lost PUBACK would)."""
+    outbox = forwarding.outbox
+    statuses = []
+    for row in outbox.pending(10_000):
+        payload = codec.encode_stored(
+            node=REGIONAL,
+            epoch=outbox.epoch,
+            seq=row.seq,
+            kind=row.kind,
+            body_json=row.body,
+            sent_at=NOW,
+        )
+        topic = uplink_topic(REGIONAL, row.kind)
+        statuses.append(central.process(topic, payload, now=NOW).status)
+    return statuses
+
+
+def count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_the_central_hub_stores_a_regional_hubs_reports_once_and_sums_the_city_kpis(
+    city: City,
+    sessions: sessionmaker[Session],
+    central: sessionmaker[Session],
+    profiles: dict[str, Profile],
+    tmp_path: Path,
+) -> None:
+    forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
+    worker = FederationWorker(central)
+
+    queued = forwarding.collect()
+    first = deliver(forwarding, worker)
+    again = deliver(forwarding, worker)  # every PUBACK lost: the broker redelivers them all
+
+    assert queued == len(first) > 0 and set(first) == {OutcomeStatus.ACCEPTED}
+    assert set(again) == {OutcomeStatus.DUPLICATE}
+    with central() as session:
+        hub = session.get_one(RegionalHub, REGIONAL)
+        assert (hub.messages, hub.repeats) == (queued, 0)
+        reports = {r.district_id: r for r in session.scalars(select(DistrictReport))}
+        assert sorted(reports) == ["d1", "d2", "d3"]
+        assert {r.first_reported_at for r in reports.values()} == {NOW}
+        query = select(SchoolHealth.school_id, SchoolHealth.status)
+        statuses = {school: status for school, status in session.execute(query)}
+    assert len(statuses) == 12 and statuses["s12"] == "offline"  # in the register, no gateway
+    assert forwarding.outbox.appended() == {
+        kind: n for kind, n in {"fleet": 1, "kpis": 1, "rollup": queued - 2}.items() if n
+    }
+    with sessions() as regional, central() as session:
+        expected = compute_kpis(
+            regional,
+            level=Level.CITY,
+            id="city-1",
+            scope=None,
+            now=NOW,
+            profiles=profiles,
+            lessons=LessonTimes(),
+        )
+        from cloud_hub.federation import city as city_views
+
+        summed = city_views.city_kpis(session, level=Level.CITY, id="city-1", scope=None, now=NOW)
+    assert expected is not None and summed is not None
+    assert summed.schools == expected.schools == 12
+    assert {v.kpi: v.value for v in summed.values} == pytest.approx(
+        {v.kpi: v.value for v in expected.values}
+    )
+
+
+def test_rollups_are_per_school_and_period_and_late_windows_replace_them_whole(
+    worker: IngestWorker,
+    sessions: sessionmaker[Session],
+    central: sessionmaker[Session],
+    profiles: dict[str, Profile],
+    tmp_path: Path,
+) -> None:
+    from tests.hub.builders import T0, device_health, heartbeat
+
+    worker.process(*heartbeat(seq=0, devices=[device_health("co2-1")]))
+    for minute in range(12):  # windows in 5-minute periods 08:00, 08:05 and 08:10
+        start = T0 + timedelta(minutes=minute)
+        worker.process(*telemetry(seq=1 + minute, start=start, points={"co2": value(400 + minute)}))
+    at = T0 + timedelta(minutes=61)  # the 08:00 hour has closed
+    forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=at)
+    central_worker = FederationWorker(central)
+
+    forwarding.collect()
+    deliver(forwarding, central_worker)
+    forwarding.outbox.ack_many(row.seq for row in forwarding.outbox.pending(10_000))
+    nothing_new = forwarding.collect()
+    worker.process(
+        *telemetry(seq=50, start=T0 + timedelta(minutes=4, seconds=30), points={"co2": value(900)})
+    )
+    late = forwarding.collect()
+    deliver(forwarding, central_worker)
+
+    assert (nothing_new, late) == (0, 2)  # 08:00-08:05 and the 08:00 hour, each re-sent whole
+    with central() as session:
+        rows = session.execute(
+            select(
+                SchoolRollup.period,
+                SchoolRollup.period_start,
+                SchoolRollup.windows,
+                SchoolRollup.max,
+            ).order_by(SchoolRollup.period, SchoolRollup.period_start)
+        ).all()
+    assert [(p, s.minute, w, m) for p, s, w, m in rows if p == "5m"] == [
+        ("5m", 0, 6, 900.0),
+        ("5m", 5, 5, 409.0),
+        ("5m", 10, 2, 411.0),
+    ]
+    assert [(p, w) for p, _, w, _ in rows if p == "1h"] == [("1h", 13)]
+
+
+def test_a_restarted_regional_hub_resumes_from_its_marks_and_repeats_nothing(
+    city: City, sessions: sessionmaker[Session], profiles: dict[str, Profile], tmp_path: Path
+) -> None:
+    first = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
+    queued = first.collect()
+    epoch = first.outbox.epoch
+    first.outbox.close()
+
+    restarted = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW + timedelta(seconds=5))
+
+    assert restarted.collect() == 0  # same fleet and KPI slots, no rollup changed
+    assert (restarted.outbox.epoch, restarted.outbox.depth()) == (epoch, queued)
+
+
+def test_the_central_hub_rejects_a_gateways_message_and_counts_repeated_alert_transitions(
+    central: sessionmaker[Session],
+) -> None:
+    worker = FederationWorker(central)
+    change = AlertChange(
+        alert_id=7,
+        school_id="s01",
+        district_id="d1",
+        device="gas-1",
+        rule="gas_high",
+        severity=Severity.II,
+        state="open",
+        at=NOW,
+    )
+
+    gateway = worker.process(*telemetry(seq=1, points={"co2": value(500)}), now=NOW)
+    first = worker.process(*message(REGIONAL, 1, AlertChanges(changes=[change])), now=NOW)
+    resent = worker.process(*message(REGIONAL, 2, AlertChanges(changes=[change])), now=NOW)
+
+    assert (gateway.status, gateway.reason) == (OutcomeStatus.REJECTED, "unexpected_kind")
+    assert (first.status, resent.status) == (OutcomeStatus.ACCEPTED, OutcomeStatus.ACCEPTED)
+    with central() as session:
+        assert session.get_one(RegionalHub, REGIONAL).repeats == 1  # a new seq, the same change
+    assert MessageKind.ALERTCHANGE.value == "alertchange"
+
+
+@pytest.fixture
+def city_client(
+    city: City,
+    sessions: sessionmaker[Session],
+    central: sessionmaker[Session],
+    profiles: dict[str, Profile],
+    tmp_path: Path,
+) -> Iterator[TestClient]:
+    forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
+    forwarding.collect()
+    deliver(forwarding, FederationWorker(central))
+    url = str(central.kw["bind"].url)
+    app_ = create_app(
+        HubSettings(role="central", database_url=url, development=True),
+        run_ingest=False,
+        profiles=profiles,
+    )
+    app_.dependency_overrides[get_now] = lambda: NOW
+    with TestClient(app_) as client:
+        yield client
+
+
+def test_the_city_views_answer_by_scope(
+    city_client: TestClient, central: sessionmaker[Session]
+) -> None:
+    city_admin = bearer(make_user(central, "city", Role.CITY_ADMIN, "city:city-1", now=NOW))
+    d2 = bearer(make_user(central, "d2", Role.VIEWER, "district:d2", now=NOW))
+
+    districts = city_client.get("/api/v1/city/districts", headers=city_admin).json()
+    offline = city_client.get(
+        "/api/v1/city/schools", params={"status": "offline"}, headers=city_admin
+    ).json()
+    kpis = city_client.get(
+        "/api/v1/city/kpis", params={"level": "city", "id": "city-1"}, headers=city_admin
+    )
+    alerts = city_client.get("/api/v1/city/alerts", headers=city_admin)
+    d2_districts = city_client.get("/api/v1/city/districts", headers=d2).json()
+    d2_city = city_client.get(
+        "/api/v1/city/kpis", params={"level": "city", "id": "city-1"}, headers=d2
+    )
+    d2_other = city_client.get(
+        "/api/v1/city/kpis", params={"level": "district", "id": "d1"}, headers=d2
+    )
+    d2_own = city_client.get("/api/v1/city/kpis", headers=d2)
+    anonymous = city_client.get("/api/v1/city/schools")
+
+    assert [d["id"] for d in districts["data"]] == ["d1", "d2", "d3"]
+    assert districts["data"][0]["regional_hub"] == REGIONAL
+    assert districts["data"][0]["reporting_since"].startswith(NOW.isoformat()[:19])
+    assert [s["id"] for s in offline["data"]] == ["s12"] and offline["by_status"]["offline"] == 1
+    assert kpis.status_code == 200 and kpis.json()["schools"] == 12
+    coverage = {k["kpi"]: k["value"] for k in kpis.json()["kpis"]}
+    assert coverage["recording_classroom_coverage"] == 83.33
+    assert alerts.status_code == 200 and set(alerts.json()["total"]) == {"I", "II", "III", "IV"}
+    assert [d["id"] for d in d2_districts["data"]] == ["d2"]
+    assert (d2_city.status_code, d2_other.status_code, d2_own.status_code) == (403, 404, 200)
+    assert d2_own.json()["schools"] == 4
+    assert anonymous.status_code == 401
+
+
+def test_campus_hub_kpis_on_a_central_hub_prints_the_city_from_the_snapshots(
+    city_client: TestClient, central: sessionmaker[Session]
+) -> None:
+    url = str(central.kw["bind"].url)
+    result = CliRunner().invoke(
+        app,
+        ["kpis", "--id", "city-1", "--database-url", url, "--at", NOW.isoformat()],
+        env={"CAMPUS_HUB_ROLE": "central"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "central hub" in result.output and "12 schools" in result.output
+    assert "83.33 %" in result.output

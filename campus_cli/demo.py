@@ -1,12 +1,13 @@
 """``campus demo``: a simulated city on one machine, with the embedded defaults.
 
-Starts a broker (Mosquitto with a TLS hub listener when installed, else the plain in-process amqtt
-broker), the hub on SQLite, one simulated device fleet, and one edge agent process per school;
-waits until every school is online and prints the dashboard's, the API's and every agent's status
-page URL. Each agent's uplink goes through a relay the demo can cut, and a small control API
-(``campus poke …``) injects faults while it runs. An agent or hub that exits is reported and
-restarted. Ctrl-C (or ``--duration``) stops everything in reverse order, quietly: the demo's own
-log lines go to ``<workdir>/demo.log``.
+Runs the three tiers: one regional hub per district, each with its own broker (Mosquitto with a
+TLS hub listener when installed, else the plain in-process amqtt broker) and SQLite database,
+forwarding to a central hub with its own broker and database; one simulated device fleet; and one
+edge agent process per school. Waits until every school is online and prints the dashboards, the
+API and every agent's status page URL, and where the city-wide view is. Each agent's uplink goes
+through a relay the demo can cut, and a small control API (``campus poke …``) injects faults while
+it runs. An agent or hub that exits is reported and restarted. Ctrl-C (or ``--duration``) stops
+everything in reverse order, quietly: the demo's own log lines go to ``<workdir>/demo.log``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from campus_cli.brokers import DemoBroker, start_demo_broker
 from campus_cli.demo_admin import approve_demo_gateways, make_demo_admin
 from campus_cli.demo_control import DemoControl, build_app
 from campus_cli.demo_status import status_line
+from campus_cli.demo_tiers import CentralBroker, Tier, federation_env, hub_env, regional_node
 from campus_cli.poke import CONTROL_FILE
 from campus_cli.processes import Child, Supervisor
 from campus_cli.quiet_server import QuietServer
@@ -49,7 +51,9 @@ def demo(
     schools_per_district: Annotated[
         int, typer.Option(min=1, max=50, help="Schools per district.")
     ] = 4,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the hub's REST API.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the first district hub's REST API.")
+    ] = 8000,
     duration: Annotated[
         float | None, typer.Option(min=1, help="Stop by itself after this many seconds.")
     ] = None,
@@ -59,7 +63,8 @@ def demo(
         Path, typer.Option(help="Where broker, hub and agents keep their files.")
     ] = Path("var/demo"),
 ) -> None:
-    """Run a simulated city (districts x schools), the hub and one edge agent per school."""
+    """Run a simulated city (districts x schools): a regional hub per district under a central
+    hub, and one edge agent per school."""
     if not _port_is_free(port):
         console.print(f"[red]port {port} is already in use[/red]: pass --port with a free one")
         raise typer.Exit(1)
@@ -108,10 +113,6 @@ class DemoOptions:
         self.window_s = window_s
         self.workdir = workdir.resolve()
 
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.workdir / 'hub.db'}"
-
 
 async def run_demo(options: DemoOptions) -> None:
     stop = asyncio.Event()
@@ -135,64 +136,78 @@ def _log_to_file(path: Path) -> None:
 
 
 async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
-    gateways = [school.gateway_id for school in options.plan.schools]
-    broker = await start_demo_broker(options.workdir / "broker", gateways)
-    console.print(f"broker: {broker.describe()}")
+    plan = options.plan
     supervisor = Supervisor(options.workdir / "logs")
-    uplinks = {school.id: UplinkProxy(broker.host, broker.port) for school in options.plan.schools}
+    central_broker = CentralBroker(
+        options.workdir / "central-broker", [regional_node(d.id) for d in plan.districts]
+    )
+    await central_broker.start()
+    brokers: dict[str, DemoBroker] = {}
+    uplinks: dict[str, UplinkProxy] = {}
     fleet: RunningFleet | None = None
     control: DemoControl | None = None
     server: QuietServer | None = None
     try:
-        for proxy in uplinks.values():
-            await proxy.start()
+        for district in plan.districts:
+            gateways = [school.gateway_id for school in district.schools]
+            workdir = options.workdir / f"broker-{district.id}"
+            brokers[district.id] = await start_demo_broker(workdir, gateways)
+        first = brokers[plan.districts[0].id]
+        console.print(f"district brokers (one per district hub): {first.describe()}")
+        console.print(f"central broker: {central_broker.describe()}")
+        for school in plan.schools:
+            broker = brokers[school.district_id]
+            uplinks[school.id] = UplinkProxy(broker.host, broker.port)
+            await uplinks[school.id].start()
         fleet = await run_fleet(
-            options.plan,
+            plan,
             host="127.0.0.1",
-            site_broker_host=broker.host,
-            site_broker_port=broker.site_port or broker.port,
+            site_broker_host=first.host,
+            site_broker_port=first.site_port or first.port,
             clock=SimClock(speed=1.0, start=school_morning(at=time(9, 0))),
         )
-        control = DemoControl(fleet=fleet, broker=broker, uplinks=uplinks)
+        control = DemoControl(fleet=fleet, brokers=list(brokers.values()), uplinks=uplinks)
         server = QuietServer(build_app(control))
         await server.start()
         (options.workdir / CONTROL_FILE).write_text(server.url)
-        api = f"http://127.0.0.1:{options.port}"
-        admin = make_demo_admin(options.database_url, options.plan.city_id)
-        if broker.provisioning is not None:
-            passwords = approve_demo_gateways(
-                options.database_url, options.plan, broker.provisioning
-            )
-        else:
-            passwords = {gateway: broker.password_for(gateway) for gateway in gateways}
-        _start_hub(supervisor, broker, options)
-        # the hub's persistent session must exist before any gateway publishes
-        await _until_stopped(stop, _wait_until_subscribed(api, supervisor))
+        hubs, passwords = _prepare_district_hubs(options, brokers, central_broker)
+        central = _prepare_central_hub(options, central_broker)
+        for tier in [central, *hubs.values()]:
+            tier.start(supervisor)
+        # every hub's persistent session must exist before anything publishes to its broker
+        for tier in [central, *hubs.values()]:
+            await _until_stopped(stop, _wait_until_subscribed(tier.api, supervisor))
         status_pages: dict[str, str] = {}
-        for school in options.plan.schools:
+        for school in plan.schools:
             status_port = free_port()
             config = _write_agent_config(
-                school, fleet, broker, passwords[school.gateway_id], options,
-                uplink_port=uplinks[school.id].port, status_port=status_port,
+                school, fleet, brokers[school.district_id], passwords[school.gateway_id], options,
+                site_broker=first, uplink_port=uplinks[school.id].port, status_port=status_port,
             )  # fmt: skip
             supervisor.start(school.gateway_id, "agent", "run", "--config", str(config))
             status_pages[school.id] = f"http://127.0.0.1:{status_port}/"
         started = wall.monotonic()
-        signed_in = {"Authorization": f"Bearer {admin.token}"}
-        await _until_stopped(
-            stop, _wait_until_online(api, signed_in, supervisor, len(options.plan.schools))
-        )
+        districts = list(hubs.values())
+        await _until_stopped(stop, _wait_until_online(districts, supervisor, len(plan.schools)))
+        took = wall.monotonic() - started
+        console.print(f"all {len(plan.schools)} schools online after {took:.1f} s")
+        console.print(await _schools_table(districts, status_pages))
+        console.print(_hubs_table(central, hubs))
+        first_hub = districts[0]
+        _print_how_to_use(first_hub.api, supervisor, options)
+        assert first_hub.admin is not None and central.admin is not None
+        sign_in = first_hub.admin.how_to_sign_in(first_hub.api)
+        console.print(sign_in, highlight=False, soft_wrap=True)
         console.print(
-            f"all {len(options.plan.schools)} schools online after "
-            f"{wall.monotonic() - started:.1f} s"
-        )
-        console.print(await _schools_table(api, signed_in, status_pages))
-        _print_how_to_use(api, supervisor, options)
-        console.print(admin.how_to_sign_in(api), highlight=False, soft_wrap=True)
-        if example := _command_example(api, admin.token, options.plan.schools[0]):
+            f"city-wide (central hub): {central.api}/api/v1/city/kpis  or  campus hub kpis "
+            f"--config {options.workdir / CENTRAL_CONFIG} --id {plan.city_id}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        if example := _command_example(first_hub.api, first_hub.admin.token, plan.schools[0]):
             console.print(example, highlight=False, soft_wrap=True)
         console.print("Ctrl-C stops the demo.")
-        watch = _watch(api, signed_in, supervisor, control, status_pages, options.duration, started)
+        watch = _watch(districts, central, supervisor, control, status_pages, options.duration,
+                       started)  # fmt: skip
         await _until_stopped(stop, watch)
     finally:
         if server is not None:
@@ -203,10 +218,66 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         if fleet is not None:
             await fleet.stop()
         if control is None or not control.broker_stopped:
-            await broker.stop()
+            for broker in brokers.values():
+                await broker.stop()
+        await central_broker.stop()
         failed = {name: code for name, code in codes.items() if code not in (0, -15)}
         if failed:
             console.print(f"[red]processes that did not exit cleanly:[/red] {failed}")
+
+
+CENTRAL_CONFIG = "hub-central.yaml"
+
+
+def _prepare_district_hubs(
+    options: DemoOptions, brokers: dict[str, DemoBroker], central: CentralBroker
+) -> tuple[dict[str, Tier], dict[str, str]]:
+    """A regional hub per district (the first on ``--port``): its database with an administrator
+    and its gateways approved; returns the hubs and every gateway's broker password."""
+    plan = options.plan
+    hubs: dict[str, Tier] = {}
+    passwords: dict[str, str] = {}
+    for index, district in enumerate(plan.districts):
+        broker = brokers[district.id]
+        url = f"sqlite:///{options.workdir / f'hub-{district.id}.db'}"
+        tier = Tier(f"hub-{district.id}", options.port if index == 0 else free_port(), url)
+        tier.admin = make_demo_admin(url, plan.city_id)
+        if broker.provisioning is not None:
+            own = CityPlan(plan.seed, plan.city_id, plan.city_name, (district,))
+            passwords |= approve_demo_gateways(url, own, broker.provisioning)
+        else:
+            passwords |= {s.gateway_id: broker.password_for(s.gateway_id) for s in district.schools}
+        tier.env = {
+            **hub_env(broker, url),
+            "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
+            # a stopped device raises the hub's offline alarm within a minute, not a profile's minutes
+            "CAMPUS_HUB_DEVICE_OFFLINE_ALARM_S": str(DEVICE_OFFLINE_ALARM_S),
+            "CAMPUS_HUB_HEALTH_CHECK_S": "2",
+            **federation_env(central, district.id, options.workdir),
+        }
+        hubs[district.id] = tier
+    return hubs, passwords
+
+
+def _prepare_central_hub(options: DemoOptions, broker: CentralBroker) -> Tier:
+    """The central hub: its own broker and database, and a config file for ``campus hub``."""
+    url = f"sqlite:///{options.workdir / 'hub-central.db'}"
+    tier = Tier("hub-central", free_port(), url)
+    tier.admin = make_demo_admin(url, options.plan.city_id)
+    tier.env = {**hub_env(broker, url), "CAMPUS_HUB_ROLE": "central"}
+    config = {"role": "central", "database_url": url, "development": True}
+    (options.workdir / CENTRAL_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    return tier
+
+
+def _hubs_table(central: Tier, hubs: dict[str, Tier]) -> Table:
+    table = Table(title="Hubs")
+    for column in ("tier", "districts", "API and dashboard"):
+        table.add_column(column)
+    table.add_row("central", "the city (from the regional hubs)", f"{central.api}/api/v1/city/kpis")
+    for district_id, tier in hubs.items():
+        table.add_row(f"regional ({regional_node(district_id)})", district_id, f"{tier.api}/")
+    return table
 
 
 def _print_how_to_use(api: str, supervisor: Supervisor, options: DemoOptions) -> None:
@@ -269,29 +340,6 @@ class _Stopped(Exception):
     """The user asked the demo to stop."""
 
 
-def _start_hub(supervisor: Supervisor, broker: DemoBroker, options: DemoOptions) -> None:
-    env = {
-        "CAMPUS_HUB_DATABASE_URL": options.database_url,
-        "CAMPUS_HUB_BROKER__HOST": broker.host,
-        "CAMPUS_HUB_BROKER__PORT": str(broker.port),
-        "CAMPUS_HUB_BROKER__USERNAME": broker.hub_username,
-        "CAMPUS_HUB_BROKER__PASSWORD": broker.hub_password,
-        "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
-        # a stopped device raises the hub's offline alarm within a minute, not a profile's minutes
-        "CAMPUS_HUB_DEVICE_OFFLINE_ALARM_S": str(DEVICE_OFFLINE_ALARM_S),
-        "CAMPUS_HUB_HEALTH_CHECK_S": "2",
-    }
-    if broker.ca_file is not None:
-        env["CAMPUS_HUB_BROKER__TLS__CA_FILE"] = str(broker.ca_file)
-    if broker.provisioning is not None:
-        env["CAMPUS_HUB_PROVISIONING__PASSWORD_FILE"] = str(broker.provisioning.password_file)
-        env["CAMPUS_HUB_PROVISIONING__PID_FILE"] = str(broker.provisioning.pid_file)
-        env["CAMPUS_HUB_PROVISIONING__CA_DIR"] = str(broker.provisioning.ca_dir)
-    supervisor.start(
-        "hub", "hub", "serve", "--host", "127.0.0.1", "--port", str(options.port), env=env
-    )
-
-
 def _write_agent_config(
     school: SchoolPlan,
     fleet: RunningFleet,
@@ -299,10 +347,12 @@ def _write_agent_config(
     password: str,
     options: DemoOptions,
     *,
+    site_broker: DemoBroker,
     uplink_port: int,
     status_port: int,
 ) -> Path:
-    """The school's agent.yaml: its uplink through the school's relay, its status page on."""
+    """The school's agent.yaml: its uplink through the school's relay to its district's broker,
+    its devices' site broker (the first district's: the fleet's one LAN), its status page on."""
     agent_dir = options.workdir / "agents" / school.gateway_id
     agent_dir.mkdir(parents=True)
     hub: dict[str, Any] = {
@@ -315,7 +365,7 @@ def _write_agent_config(
     config: dict[str, Any] = {
         "gateway": {"id": school.gateway_id, "site": options.plan.site_identity(school.id)},
         "hub": hub,
-        "site_broker": {"host": broker.host, "port": broker.site_port},
+        "site_broker": {"host": site_broker.host, "port": site_broker.site_port},
         "data_dir": str(agent_dir),
         "window_s": options.window_s,
         "heartbeat_s": options.window_s,
@@ -345,25 +395,35 @@ async def _wait_until_subscribed(api: str, supervisor: Supervisor, timeout_s: fl
 
 
 async def _wait_until_online(
-    api: str, headers: dict[str, str], supervisor: Supervisor, expected: int, timeout_s: float = 120
+    hubs: list[Tier], supervisor: Supervisor, expected: int, timeout_s: float = 120
 ) -> None:
     deadline = wall.monotonic() + timeout_s
     last = -1
-    async with httpx.AsyncClient(headers=headers) as client:
-        while wall.monotonic() < deadline:
-            _restart_exited(supervisor)
-            try:
-                schools = await _fetch(client, f"{api}/api/v1/schools")
-            except httpx.HTTPError:
-                schools = []
-            online = sum(1 for s in schools if s["status"] == "online")
-            if online != last:
-                console.print(f"schools online: {online}/{expected}")
-                last = online
-            if online >= expected:
-                return
-            await asyncio.sleep(1)
+    while wall.monotonic() < deadline:
+        _restart_exited(supervisor)
+        try:
+            schools = await _every_hubs(hubs, "/api/v1/schools")
+        except httpx.HTTPError:
+            schools = []
+        online = sum(1 for s in schools if s["status"] == "online")
+        if online != last:
+            console.print(f"schools online: {online}/{expected}")
+            last = online
+        if online >= expected:
+            return
+        await asyncio.sleep(1)
     raise DemoError(f"only {last}/{expected} schools online after {timeout_s:.0f} s; see the logs")
+
+
+async def _every_hubs(hubs: list[Tier], path: str) -> list[dict[str, Any]]:
+    """``path``'s ``data`` from every district hub, concatenated (each with its admin's token)."""
+    found: list[dict[str, Any]] = []
+    for tier in hubs:
+        assert tier.admin is not None
+        headers = {"Authorization": f"Bearer {tier.admin.token}"}
+        async with httpx.AsyncClient(headers=headers) as client:
+            found += await _fetch(client, f"{tier.api}{path}")
+    return found
 
 
 async def _fetch(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
@@ -374,33 +434,47 @@ async def _fetch(client: httpx.AsyncClient, url: str) -> list[dict[str, Any]]:
 
 
 async def _watch(
-    api: str,
-    headers: dict[str, str],
+    hubs: list[Tier],
+    central: Tier,
     supervisor: Supervisor,
     control: DemoControl,
     status_pages: dict[str, str],
     duration: float | None,
     started: float,
 ) -> None:
-    """Every few seconds: restart what exited, and print one status line."""
+    """Every few seconds: restart what exited, and print one status line (and the city's)."""
     next_line = wall.monotonic() + STATUS_EVERY_S
+    while duration is None or wall.monotonic() - started < duration:
+        _restart_exited(supervisor)
+        await asyncio.sleep(1.0)
+        if wall.monotonic() < next_line:
+            continue
+        next_line += STATUS_EVERY_S
+        with contextlib.suppress(httpx.HTTPError):
+            schools = await _every_hubs(hubs, "/api/v1/schools")
+            alerts = await _every_hubs(hubs, "/api/v1/alerts?state=active")
+            line = status_line(
+                datetime.now(), schools, alerts,
+                backlog=await _backlog(status_pages.values()),
+                active=control.active(),
+                restarts=sum(c.restarts for c in supervisor.children),
+            )  # fmt: skip
+            console.print(line, highlight=False, soft_wrap=True)
+            console.print(await _city_line(central), highlight=False, soft_wrap=True)
+
+
+async def _city_line(central: Tier) -> str:
+    """What the central hub knows: districts reporting and the city's campus IoT coverage."""
+    assert central.admin is not None
+    headers = {"Authorization": f"Bearer {central.admin.token}"}
     async with httpx.AsyncClient(headers=headers) as client:
-        while duration is None or wall.monotonic() - started < duration:
-            _restart_exited(supervisor)
-            await asyncio.sleep(1.0)
-            if wall.monotonic() < next_line:
-                continue
-            next_line += STATUS_EVERY_S
-            with contextlib.suppress(httpx.HTTPError):
-                schools = await _fetch(client, f"{api}/api/v1/schools")
-                alerts = await _fetch(client, f"{api}/api/v1/alerts?state=active")
-                line = status_line(
-                    datetime.now(), schools, alerts,
-                    backlog=await _backlog(status_pages.values()),
-                    active=control.active(),
-                    restarts=sum(c.restarts for c in supervisor.children),
-                )  # fmt: skip
-                console.print(line, highlight=False, soft_wrap=True)
+        districts = (await client.get(f"{central.api}/api/v1/city/districts", timeout=5)).json()
+        kpis = await client.get(f"{central.api}/api/v1/city/kpis", timeout=5)
+    line = f"  central hub: {districts.get('count', 0)} districts reporting"
+    if kpis.status_code == 200:
+        values = {k["kpi"]: k["value"] for k in kpis.json()["kpis"]}
+        line += f"; city campus IoT coverage {values.get('campus_iot_coverage')} %"
+    return line
 
 
 async def _backlog(status_pages: Iterable[str]) -> int | None:
@@ -438,9 +512,8 @@ def _report_exit(child: Child) -> None:
     )
 
 
-async def _schools_table(api: str, headers: dict[str, str], status_pages: dict[str, str]) -> Table:
-    async with httpx.AsyncClient(headers=headers) as client:
-        schools = await _fetch(client, f"{api}/api/v1/schools")
+async def _schools_table(hubs: list[Tier], status_pages: dict[str, str]) -> Table:
+    schools = await _every_hubs(hubs, "/api/v1/schools")
     table = Table(title="Schools")
     for column in ("district", "school", "status", "devices online", "agent status page"):
         table.add_column(column)

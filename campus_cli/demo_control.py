@@ -32,7 +32,7 @@ class PokeError(ValueError):
 @dataclass
 class DemoControl:
     fleet: RunningFleet
-    broker: DemoBroker
+    brokers: list[DemoBroker]  # the district hubs' (the first also serves the site listener)
     uplinks: dict[str, UplinkProxy]  # school id -> the relay its agent's uplink goes through
     set_values: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     broker_stopped: bool = False
@@ -78,13 +78,15 @@ class DemoControl:
 
     async def hub_broker(self, *, up: bool) -> str:
         if up and self.broker_stopped:
-            await self.broker.start()
+            for broker in self.brokers:
+                await broker.start()
         elif not up and not self.broker_stopped:
-            await self.broker.stop()
+            for broker in self.brokers:
+                await broker.stop()
         self.broker_stopped = not up
         if up:
-            return "hub broker running (agents reconnect and drain their outboxes)"
-        return "hub broker stopped (the site listener too: the demo runs one broker for both)"
+            return "hub brokers running (agents reconnect and drain their outboxes)"
+        return "every district's hub broker stopped (the site listener too: it is the first's)"
 
     def active(self) -> list[str]:
         """Every fault, held value, cut uplink and stopped broker, one line each."""

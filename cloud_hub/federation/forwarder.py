@@ -5,9 +5,9 @@ Design
 * ``campus_forward.Outbox`` numbers every message with the regional hub's node id, the outbox's
   epoch and a seq, and ``HubUplink`` drains it to the central broker at QoS 1, deleting a row only
   on PUBACK: the central hub dedupes exactly as a regional hub dedupes its gateways.
-* ``collect`` (a thread: it reads the hub database) decides what is due and queues it with its
-  progress marks in one outbox transaction, so a regional hub killed at any point resumes from
-  its marks and neither skips nor repeats a message:
+* ``plan`` (in a thread: it reads the hub database) decides what is due from the progress
+  marks, and each batch is queued with the marks it moves in one outbox transaction, so a
+  regional hub killed at any point resumes from its marks and neither skips nor repeats:
   - ``fleet``: the health of every school, once per ``fleet_every_s`` slot;
   - ``kpis``: every district's KPIs as numerators and denominators, once per ``kpi_every_s``
     slot;
@@ -50,6 +50,8 @@ from device_profiles.schema import Profile
 log = logging.getLogger(__name__)
 
 Message = tuple[MessageKind, Body]
+Batch = tuple[list[Message], dict[str, str]]  # messages and the marks they move, queued at once
+MARKS = ("fleet", "kpis", *(f"rollup:{period.value}" for period in ROLLUP_PERIODS))
 
 
 class RegionalForwarder:
@@ -76,13 +78,15 @@ class RegionalForwarder:
         self.queued = 0
 
     async def run(self) -> None:
-        """Collect every ``every_s`` and keep the uplink going, until cancelled."""
+        """Collect every ``every_s`` and keep the uplink going, until cancelled. The hub database
+        is read in a thread; the outbox (one thread only) is used on this loop."""
         uplink = asyncio.create_task(self.uplink.run(), name="federation-uplink")
         try:
             while True:
                 started = time.monotonic()
                 try:
-                    if await asyncio.to_thread(self.collect):
+                    marks, now = self._marks(), self._clock()
+                    if self._queue(await asyncio.to_thread(self.plan, marks, now)):
                         self.uplink.wake()
                 except OutboxWriteError:
                     pass  # logged by the outbox; the marks did not move: tried again next time
@@ -96,42 +100,63 @@ class RegionalForwarder:
             self.outbox.close()
 
     def collect(self) -> int:
-        """Queue whatever is due now; returns how many messages."""
-        now = self._clock()
-        queued = 0
+        """Queue whatever is due now, in this thread; returns how many messages."""
+        return self._queue(self.plan(self._marks(), self._clock()))
+
+    def plan(self, marks: Mapping[str, str | None], now: datetime) -> list[Batch]:
+        """What is due at ``now`` given the ``marks`` so far, read from the hub database: each
+        batch is queued in one outbox transaction with the marks it moves."""
         with self._sessions() as session:
-            queued += self._slotted(session, "fleet", self.settings.fleet_every_s, now)
-            queued += self._slotted(session, "kpis", self.settings.kpi_every_s, now)
-            for period in ROLLUP_PERIODS:
-                queued += self._rollups(session, period, now)
+            batches = [
+                self._slotted(session, "fleet", self.settings.fleet_every_s, marks, now),
+                self._slotted(session, "kpis", self.settings.kpi_every_s, marks, now),
+                *(self._rollups(session, period, marks, now) for period in ROLLUP_PERIODS),
+            ]
+        return [batch for batch in batches if batch is not None]
+
+    def _marks(self) -> dict[str, str | None]:
+        return {name: self.outbox.mark(name) for name in MARKS}
+
+    def _queue(self, batches: list[Batch]) -> int:
+        queued = 0
+        for messages, marks in batches:
+            self.outbox.append_many(messages, marks=marks)
+            queued += len(messages)
         self.queued += queued
         return queued
 
-    def _slotted(self, session: Session, name: str, every_s: float, now: datetime) -> int:
+    def _slotted(
+        self,
+        session: Session,
+        name: str,
+        every_s: float,
+        marks: Mapping[str, str | None],
+        now: datetime,
+    ) -> Batch | None:
         """One ``name`` message per ``every_s`` slot of the clock, the first one at once."""
         slot = str(int(now.timestamp() // every_s))
-        if self.outbox.mark(name) == slot:
-            return 0
-        message: Message | None
+        if marks.get(name) == slot:
+            return None
         if name == "fleet":
             fleet = fleet_health(session, now=now, offline_after_s=self._offline_after_s)
-            message = (MessageKind.FLEET, fleet)
-        else:
-            districts = district_kpis(
-                session, now=now, profiles=self._profiles, lessons=self._lessons
-            )
-            message = (MessageKind.KPIS, KpiSnapshot(at=now, districts=districts))
-            if not districts:
-                message = None  # nothing to report yet: the slot still counts as done
-        self.outbox.append_many([message] if message else [], marks={name: slot})
-        return 1 if message else 0
+            return [(MessageKind.FLEET, fleet)], {name: slot}
+        districts = district_kpis(session, now=now, profiles=self._profiles, lessons=self._lessons)
+        if not districts:  # nothing to report yet: the slot still counts as done
+            return [], {name: slot}
+        return [(MessageKind.KPIS, KpiSnapshot(at=now, districts=districts))], {name: slot}
 
-    def _rollups(self, session: Session, period: RollupPeriod, now: datetime) -> int:
+    def _rollups(
+        self,
+        session: Session,
+        period: RollupPeriod,
+        marks: Mapping[str, str | None],
+        now: datetime,
+    ) -> Batch | None:
         """Every closed period in the horizon whose windows changed since it was last sent."""
         closed = period_start(now, period)
         since = period_start(now - timedelta(seconds=self.settings.rollup_horizon_s), period)
         name = f"rollup:{period.value}"
-        sent: dict[str, int] = json.loads(self.outbox.mark(name) or "{}")
+        sent: dict[str, int] = json.loads(marks.get(name) or "{}")
         due = []
         now_sent = {}
         for rollup in school_rollups(session, period=period, since=since, until=closed):
@@ -141,12 +166,11 @@ class RegionalForwarder:
             if sent.get(key) != windows:
                 due.append(rollup)
         if not due and now_sent.keys() == sent.keys():
-            return 0
+            return None
         messages: list[Message] = [
             (MessageKind.ROLLUP, Rollups(rollups=chunk)) for chunk in _chunks(due)
         ]
-        self.outbox.append_many(messages, marks={name: json.dumps(now_sent, sort_keys=True)})
-        return len(messages)
+        return messages, {name: json.dumps(now_sent, sort_keys=True)}
 
 
 ROLLUPS_PER_MESSAGE = 16  # a school's rollup is a few kB: a message stays far under its bound

@@ -25,7 +25,11 @@ from simulators.signals import SimClock
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 # created by the operator (deploy/mosquitto/README.md), never committed
-OPERATOR_FILES = {DEPLOY / "mosquitto" / "passwd", DEPLOY / "certs", DEPLOY / "certs" / "ca.crt"}
+OPERATOR_FILES = {
+    *(DEPLOY / "mosquitto" / name for name in ("passwd", "passwd-d2", "passwd-central")),
+    DEPLOY / "certs",
+    DEPLOY / "certs" / "ca.crt",
+}
 REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]*\}")
 
 
@@ -57,6 +61,15 @@ def test_compose_describes_every_production_service(compose):
         "agent",
         "simulator",
         "grafana",
+        # the tiers: a second district's regional hub, and the central hub above both
+        "broker-d2",
+        "hub-d2-migrate",
+        "hub-d2",
+        "simulator-d2",
+        "agent-d2",
+        "central-broker",
+        "central-migrate",
+        "central-hub",
     }
     assert expected <= set(compose["services"])
 
@@ -211,27 +224,37 @@ def test_dev_cert_script_makes_a_broker_certificate_the_ca_verifies(tmp_path):
     assert (out / "ca.key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.parametrize(
+    ("agent_file", "simulator", "school"),
+    [("agent.yaml", "simulator", 0), ("agent-d2.yaml", "simulator-d2", 1)],
+    ids=["d1", "d2"],
+)
 async def test_compose_agent_config_matches_what_the_compose_simulator_serves(
-    compose: dict[str, Any],
+    compose: dict[str, Any], agent_file: str, simulator: str, school: int
 ) -> None:
-    """deploy/agent/agent.yaml polls exactly the devices of `campus sim fleet --seed 1`."""
-    agent = yaml.safe_load((ROOT / "deploy/agent/agent.yaml").read_text())
-    command = compose["services"]["simulator"]["command"]
+    """Each agent polls exactly the devices its simulator's `campus sim fleet --seed 1` serves
+    for its school (school i on Modbus port 5020 + i)."""
+    agent = yaml.safe_load((ROOT / "deploy/agent" / agent_file).read_text())
+    command = compose["services"][simulator]["command"]
     assert command[command.index("--seed") + 1] == "1"
     assert command[command.index("--base-port") + 1] == "5020"
-    plan = plan_city(1, 1, seed=1)
+    districts = int(command[command.index("--districts") + 1])
+    assert districts == school + 1
+    plan = plan_city(districts, 1, seed=1)
     fleet = await run_fleet(
         plan, site_broker_port=free_port(), clock=SimClock(), base_port=free_port()
     )
     try:
-        served = fleet.agent_device_configs(plan.schools[0].id)
+        served = fleet.agent_device_configs(plan.schools[school].id)
     finally:
         await fleet.stop()
-    assert agent["gateway"]["id"] == plan.schools[0].gateway_id
-    assert agent["gateway"]["site"] == plan.site_identity(plan.schools[0].id)
+    assert agent["gateway"]["id"] == plan.schools[school].gateway_id
+    assert agent["gateway"]["site"] == plan.site_identity(plan.schools[school].id)
     for device in served:
-        device.get("modbus", {}).update(host="simulator", port=5020)
+        device.get("modbus", {}).update(host=simulator, port=5020 + school)
     assert agent["devices"] == served
+    broker = command[command.index("--site-broker-host") + 1]
+    assert agent["hub"]["host"] == agent["site_broker"]["host"] == broker
 
 
 def test_every_hub_process_writes_to_the_influxdb_grafana_reads(compose) -> None:
@@ -240,3 +263,48 @@ def test_every_hub_process_writes_to_the_influxdb_grafana_reads(compose) -> None
         assert env["CAMPUS_HUB_INFLUX__URL"] == "http://influxdb:8086"
         assert env["CAMPUS_HUB_INFLUX__BUCKET"] == "${INFLUXDB_BUCKET:-telemetry}"
         assert compose["services"][name]["depends_on"]["influxdb"]["condition"] == "service_healthy"
+
+
+REGIONAL_HUBS = {"hub": ("region-d1", "broker"), "hub-d2": ("region-d2", "broker-d2")}
+
+
+def test_each_regional_hub_forwards_to_the_central_broker_as_its_own_node_from_a_kept_outbox(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    for name, (node, broker) in REGIONAL_HUBS.items():
+        env = services[name]["environment"]
+        assert env["CAMPUS_HUB_ROLE"] == "regional"
+        assert env["CAMPUS_HUB_BROKER__HOST"] == broker
+        assert env["CAMPUS_HUB_FEDERATION__NODE_ID"] == node
+        assert env["CAMPUS_HUB_FEDERATION__CENTRAL__HOST"] == "central-broker"
+        assert env["CAMPUS_HUB_FEDERATION__CENTRAL__PORT"] == "8883"  # the regional hubs' listener
+        outbox = Path(env["CAMPUS_HUB_FEDERATION__OUTBOX_PATH"]).parent
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]}
+        assert not mounts[str(outbox)].startswith("."), "the outbox must be on a named volume"
+    # only the serving process forwards: the ingest replicas share district d1's subscription
+    assert "CAMPUS_HUB_FEDERATION__NODE_ID" not in services["hub-ingest"]["environment"]
+
+
+def test_the_central_hub_consumes_its_own_broker_and_database(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    central = services["central-hub"]["environment"]
+    assert central["CAMPUS_HUB_ROLE"] == "central"
+    assert (central["CAMPUS_HUB_BROKER__HOST"], central["CAMPUS_HUB_BROKER__PORT"]) == (
+        "central-broker",
+        "8884",
+    )
+    databases = {
+        name: services[name]["environment"]["CAMPUS_HUB_DATABASE_URL"].rsplit("/", 1)[1]
+        for name in ("hub", "hub-d2", "central-hub")
+    }
+    assert sorted(databases.values()) == ["campus", "campus_central", "campus_d2"]
+    created = (DEPLOY / "postgres" / "init" / "20-tier-databases.sh").read_text()
+    assert "campus_d2 campus_central" in created
+    assert services["central-hub"]["depends_on"]["central-migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    passwords = {
+        services[b]["volumes"][3].split(":")[0] for b in ("broker", "broker-d2", "central-broker")
+    }
+    assert len(passwords) == 3, "each broker has its own password file"

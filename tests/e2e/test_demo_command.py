@@ -1,4 +1,5 @@
-"""`campus demo` as a user runs it: a subprocess brings a small city online and stops cleanly."""
+"""`campus demo` as a user runs it: a subprocess brings a small city online (a regional hub per
+district under a central hub) and stops cleanly."""
 
 from __future__ import annotations
 
@@ -50,8 +51,10 @@ def test_demo_brings_every_school_online_and_stops_by_itself(
     assert re.search(r"sign in: admin / \S{12,} at http://127.0.0.1:\d+/login", output), output
     assert "demo stopped: every process has exited" in output
     assert "did not exit cleanly" not in output
+    assert "city-wide (central hub): http://127.0.0.1:" in output
     logs = sorted(p.name for p in (workdir / "logs").iterdir())
-    assert logs == ["gw-d1-s01.log", "gw-d1-s02.log", "gw-d2-s01.log", "gw-d2-s02.log", "hub.log"]
+    gateways = ["gw-d1-s01.log", "gw-d1-s02.log", "gw-d2-s01.log", "gw-d2-s02.log"]
+    assert logs == [*gateways, "hub-central.log", "hub-d1.log", "hub-d2.log"]
 
 
 def test_demo_refuses_a_port_in_use_with_a_clear_message() -> None:

@@ -174,6 +174,7 @@ def test_healthz_metrics_docs_and_dashboard(client: TestClient) -> None:
         "role": "regional",
         "ingest": "off",
         "database": "ok",
+        "federation": "off",
     }
     assert "campus_ingest_messages_total" in client.get("/metrics").text
     docs = client.get("/docs")

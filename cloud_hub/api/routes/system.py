@@ -19,7 +19,8 @@ def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
     database does not answer or its ingest lost the hub broker (a hub that cannot hear its
     gateways is not healthy, however well it answers). ``ingest`` is ``subscribed``,
     ``disconnected`` or ``off`` (this process runs no ingest); ``database`` is ``ok`` or
-    ``unavailable``."""
+    ``unavailable``; ``federation`` whether a regional hub's uplink to the central hub is up
+    (``off``: it forwards nothing)."""
     database = "ok"
     try:
         with request.app.state.sessions() as session:
@@ -30,12 +31,17 @@ def healthz(request: Request, settings: SettingsDep) -> JSONResponse:
     subscribed = (
         "off" if ingest is None else ("subscribed" if ingest.connected.is_set() else "disconnected")
     )
+    forwarder = getattr(request.app.state, "forwarder", None)
+    uplink = "off" if forwarder is None else (
+        "connected" if forwarder.uplink.connected else "disconnected"
+    )  # fmt: skip
     healthy = database == "ok" and subscribed != "disconnected"
     body = {
         "status": "ok" if healthy else "unavailable",
         "role": settings.role,
         "ingest": subscribed,
         "database": database,
+        "federation": uplink,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)
 

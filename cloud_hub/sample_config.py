@@ -88,6 +88,21 @@ api:                             # the REST API and the operations dashboard (ca
 #   school_days: [0, 1, 2, 3, 4] # 0 = Monday
 #   lesson_periods: ["08:00-12:00", "14:00-17:30"]
 
+# federation:                    # role regional only: forward this district to the central hub
+#   node_id: region-d01          # this hub's MQTT username on the central broker
+#   central:                     # the central hub's broker (as a gateway's hub section)
+#     host: central.example.edu.cn
+#     port: 8883
+#     password: change-me        # refused outside development; prefer the environment
+#     tls:
+#       ca_file: /etc/campus/certs/ca.crt
+#     keepalive_s: 30
+#   outbox_path: ./var/hub/federation-outbox.db  # what is not yet delivered: keep it
+#   every_s: 30                  # how often to look for new rollups, reports and changes
+#   fleet_every_s: 60            # school health report
+#   kpi_every_s: 900             # district KPI snapshot
+#   rollup_horizon_s: 7200       # periods re-checked for late windows
+
 # development: false             # true allows placeholder passwords
 """
 

@@ -11,12 +11,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from campus_protocol.messages import Identifier
-from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, deny, not_found
-from cloud_hub.api.routes.kpis import KpiPublic, KpisPublic, wider_than_scope
+from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, not_found
+from cloud_hub.api.routes.kpis import KpisPublic, kpi_response, place_in_scope
 from cloud_hub.api.schemas import DistrictRef, IdQuery
 from cloud_hub.federation import city
 from cloud_hub.kpis.compute import Level
-from cloud_hub.kpis.export import kpi_rows, to_csv
 from cloud_hub.status import SchoolStatus
 
 router = APIRouter(prefix="/api/v1/city", tags=["city"])
@@ -128,27 +127,12 @@ def city_kpis(
     """City or district KPIs summed from the regional hubs' newest snapshots (without ``level``
     and ``id``: the caller's own city or district). A level wider than the scope is refused
     (403); a place outside it, or without snapshots, is not found (404)."""
-    if level is None and id is None:
-        level, id = Level(user.scope.level.value), user.scope.id
-    if level is None or id is None:
-        raise HTTPException(422, "give level and id together (or neither: your own scope)")
     if level is Level.SCHOOL:
         raise HTTPException(422, "the central hub keeps city and district KPIs: ask the school's "
                             "regional hub for a school's")  # fmt: skip
-    if wider_than_scope(level, user):
-        deny(request, now=now, status=403, reason=f"{level.value} KPIs need a wider scope",
-             actor=user)  # fmt: skip
+    level, id = place_in_scope(request, user, now, level, id)
     report = city.city_kpis(session, level=level, id=id, scope=user.scope, now=now)
     if report is None:
         raise not_found(request, user=user, now=now, what=f"{level.value} {id!r} KPIs")
-    if format == "csv":
-        filename = f"city-kpis-{level.value}-{id}-{now:%Y%m%d}.csv"
-        return Response(
-            to_csv(report),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    return KpisPublic(
-        level=level, id=id, at=report.at, schools=report.schools,
-        kpis=[KpiPublic.model_validate(row) for row in kpi_rows(report)],
-    )  # fmt: skip
+    filename = f"city-kpis-{level.value}-{id}-{now:%Y%m%d}.csv"
+    return kpi_response(report, format=format, filename=filename)

@@ -20,7 +20,7 @@ from cloud_hub.api.deps import (
 )
 from cloud_hub.auth.principal import Principal
 from cloud_hub.auth.roles import ScopeLevel
-from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
+from cloud_hub.kpis.compute import KpiReport, LessonTimes, Level, compute_kpis
 from cloud_hub.kpis.export import kpi_rows, to_csv
 
 router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])
@@ -49,11 +49,6 @@ class KpisPublic(BaseModel):
     kpis: list[KpiPublic]
 
 
-def wider_than_scope(level: Level, user: Principal) -> bool:
-    """Whether ``level`` is wider than the caller's scope (a school user asking for a city)."""
-    return _BREADTH[ScopeLevel(level.value)] > _BREADTH[user.scope.level]
-
-
 @router.get("", response_model=KpisPublic, responses={200: {"content": {"text/csv": {}}}})
 def get_kpis(
     request: Request,
@@ -68,13 +63,7 @@ def get_kpis(
     """KPIs of one school, district or city in the caller's scope (without ``level`` and
     ``id``: the caller's own city, district or school). A level wider than the scope is refused
     (403); a place outside it is not found (404), as an unknown one."""
-    if level is None and id is None:
-        level, id = Level(user.scope.level.value), user.scope.id
-    if level is None or id is None:
-        raise HTTPException(422, "give level and id together (or neither: your own scope)")
-    if wider_than_scope(level, user):
-        deny(request, now=now, status=403, reason=f"{level.value} KPIs need a wider scope",
-             actor=user)  # fmt: skip
+    level, id = place_in_scope(request, user, now, level, id)
     report = compute_kpis(
         session,
         level=level,
@@ -86,16 +75,35 @@ def get_kpis(
     )
     if report is None:
         raise not_found(request, user=user, now=now, what=f"{level.value} {id!r}")
+    return kpi_response(report, format=format, filename=f"kpis-{level.value}-{id}-{now:%Y%m%d}.csv")
+
+
+def place_in_scope(
+    request: Request, user: Principal, now: datetime, level: Level | None, id: str | None
+) -> tuple[Level, str]:
+    """The place asked for, or (neither given) the caller's own; 422 for only one of the two, 403
+    (audited) for a level wider than the caller's scope."""
+    if level is None and id is None:
+        level, id = Level(user.scope.level.value), user.scope.id
+    if level is None or id is None:
+        raise HTTPException(422, "give level and id together (or neither: your own scope)")
+    if _BREADTH[ScopeLevel(level.value)] > _BREADTH[user.scope.level]:
+        deny(request, now=now, status=403, reason=f"{level.value} KPIs need a wider scope",
+             actor=user)  # fmt: skip
+    return level, id
+
+
+def kpi_response(report: KpiReport, *, format: str, filename: str) -> KpisPublic | Response:
+    """The report as JSON, or as a CSV download named ``filename``."""
     if format == "csv":
-        filename = f"kpis-{level.value}-{id}-{now:%Y%m%d}.csv"
         return Response(
             to_csv(report),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     return KpisPublic(
-        level=level,
-        id=id,
+        level=report.level,
+        id=report.id,
         at=report.at,
         schools=report.schools,
         kpis=[KpiPublic.model_validate(row) for row in kpi_rows(report)],

@@ -60,6 +60,7 @@ def hub_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
         broker.stop()
 
 
+@pytest.mark.timeout(300)  # every route, 30 examples each, on a loaded 2-core machine
 def test_no_input_to_any_route_causes_a_server_error(hub_app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", hub_app)
     tried = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from campus_protocol.messages import Identifier
@@ -126,10 +126,8 @@ def city_kpis(
 ) -> KpisPublic | Response:
     """City or district KPIs summed from the regional hubs' newest snapshots (without ``level``
     and ``id``: the caller's own city or district). A level wider than the scope is refused
-    (403); a place outside it, or without snapshots, is not found (404)."""
-    if level is Level.SCHOOL:
-        raise HTTPException(422, "the central hub keeps city and district KPIs: ask the school's "
-                            "regional hub for a school's")  # fmt: skip
+    (403); a place outside it, or without snapshots, is not found (404), and so is a school (its
+    KPIs are at its regional hub)."""
     level, id = place_in_scope(request, user, now, level, id)
     report = city.city_kpis(session, level=level, id=id, scope=user.scope, now=now)
     if report is None:

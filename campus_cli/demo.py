@@ -250,7 +250,7 @@ def _prepare_district_hubs(
         tier.env = {
             **hub_env(broker, url),
             "CAMPUS_HUB_OFFLINE_AFTER_S": str(max(15.0, options.window_s * 3)),
-            # a stopped device raises the hub's offline alarm within a minute, not a profile's minutes
+            # a stopped device raises the hub's offline alarm within a minute, not in minutes
             "CAMPUS_HUB_DEVICE_OFFLINE_ALARM_S": str(DEVICE_OFFLINE_ALARM_S),
             "CAMPUS_HUB_HEALTH_CHECK_S": "2",
             **federation_env(central, district.id, options.workdir),
@@ -317,7 +317,7 @@ def _command_example(api: str, token: str, school: SchoolPlan) -> str | None:
         return None
     return (
         f"dim a light: curl -X POST -H 'Authorization: Bearer {token}' "
-        "-H 'Content-Type: application/json' -d '{\"point\": \"brightness\", \"value\": 120}' "
+        '-H \'Content-Type: application/json\' -d \'{"point": "brightness", "value": 120}\' '
         f"'{api}/api/v1/devices/{light}/commands?gateway_id={school.gateway_id}'"
         f"\n  then GET {api}/api/v1/commands/<id> shows its status and read-back value"
     )

@@ -74,7 +74,9 @@ def create_app(
         influx = sink_for(settings.influx) if run_ingest else None
         if run_ingest:
             app.state.ingest = IngestConsumer(
-                worker_for(settings, app.state.sessions, profiles=app.state.profiles, influx=influx),
+                worker_for(
+                    settings, app.state.sessions, profiles=app.state.profiles, influx=influx
+                ),
                 settings.broker,
                 share_group=settings.share_group,
             )

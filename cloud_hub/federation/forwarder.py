@@ -11,6 +11,8 @@ Design
   - ``fleet``: the health of every school, once per ``fleet_every_s`` slot;
   - ``kpis``: every district's KPIs as numerators and denominators, once per ``kpi_every_s``
     slot;
+  - ``alertchange``: every alert transition the regional hub recorded (opened, acknowledged,
+    resolved, ...), in order, after the last one queued;
   - ``rollup``: per school and 5-minute or hourly period over the last ``rollup_horizon_s``,
     every closed period whose windows differ from what was last sent for it (new periods, and
     periods that late windows changed, e.g. a gateway's backlog after an outage), sent whole so
@@ -34,10 +36,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from campus_forward.outbox import Outbox, OutboxWriteError
 from campus_forward.uplink import HubUplink
-from campus_protocol import KpiSnapshot, MessageKind, RollupPeriod, Rollups, SchoolRollup
+from campus_protocol import (
+    AlertChanges,
+    KpiSnapshot,
+    MessageKind,
+    RollupPeriod,
+    Rollups,
+    SchoolRollup,
+)
 from campus_protocol.messages import Body
 from cloud_hub.federation.summaries import (
     ROLLUP_PERIODS,
+    alert_changes,
     district_kpis,
     fleet_health,
     period_start,
@@ -51,7 +61,7 @@ log = logging.getLogger(__name__)
 
 Message = tuple[MessageKind, Body]
 Batch = tuple[list[Message], dict[str, str]]  # messages and the marks they move, queued at once
-MARKS = ("fleet", "kpis", *(f"rollup:{period.value}" for period in ROLLUP_PERIODS))
+MARKS = ("fleet", "kpis", "alerts", *(f"rollup:{period.value}" for period in ROLLUP_PERIODS))
 
 
 class RegionalForwarder:
@@ -110,6 +120,7 @@ class RegionalForwarder:
             batches = [
                 self._slotted(session, "fleet", self.settings.fleet_every_s, marks, now),
                 self._slotted(session, "kpis", self.settings.kpi_every_s, marks, now),
+                self._alert_changes(session, marks),
                 *(self._rollups(session, period, marks, now) for period in ROLLUP_PERIODS),
             ]
         return [batch for batch in batches if batch is not None]
@@ -145,6 +156,22 @@ class RegionalForwarder:
             return [], {name: slot}
         return [(MessageKind.KPIS, KpiSnapshot(at=now, districts=districts))], {name: slot}
 
+    def _alert_changes(self, session: Session, marks: Mapping[str, str | None]) -> Batch | None:
+        """The alert transitions after the last one queued, ``ALERT_CHANGES_PER_MESSAGE`` to a
+        message (at most ``ALERT_MESSAGES_PER_COLLECT`` messages at a time)."""
+        after = int(marks.get("alerts") or 0)
+        step = ALERT_CHANGES_PER_MESSAGE
+        changes, last = alert_changes(
+            session, after_id=after, limit=step * ALERT_MESSAGES_PER_COLLECT
+        )
+        if last == after:
+            return None
+        messages: list[Message] = [
+            (MessageKind.ALERTCHANGE, AlertChanges(changes=changes[i : i + step]))
+            for i in range(0, len(changes), step)
+        ]
+        return messages, {"alerts": str(last)}
+
     def _rollups(
         self,
         session: Session,
@@ -173,6 +200,10 @@ class RegionalForwarder:
         return messages, {name: json.dumps(now_sent, sort_keys=True)}
 
 
+#: a transition is at most ~1.6 kB of JSON (a 200-character Chinese message escaped), so a
+#: message of 100 stays under the wire's 256 kB; a backlog drains over a few collects
+ALERT_CHANGES_PER_MESSAGE = 100
+ALERT_MESSAGES_PER_COLLECT = 8
 ROLLUPS_PER_MESSAGE = 16  # a school's rollup is a few kB: a message stays far under its bound
 
 

@@ -1,5 +1,5 @@
 """What a regional hub forwards, built from its own database (read-only, no I/O beyond it):
-per-school rollups, the fleet's health and the districts' KPIs."""
+per-school rollups, the fleet's health, the districts' KPIs and alert transitions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campus_protocol import (
+    AlertChange,
     DistrictKpis,
     FleetHealth,
     KpiFigure,
@@ -20,10 +21,21 @@ from campus_protocol import (
     SchoolHealthSummary,
     SchoolRollup,
     SchoolStatusCode,
+    Severity,
     SiteIdentity,
 )
 from cloud_hub.db import topology
-from cloud_hub.db.models import Device, District, Gateway, School, TelemetryWindow
+from cloud_hub.db.models import (
+    Alert,
+    Device,
+    District,
+    Gateway,
+    School,
+    TelemetryWindow,
+)
+from cloud_hub.db.models import (
+    AlertChange as AlertChangeRow,
+)
 from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
 from cloud_hub.status import GatewayStatus, gateway_status, summarize_school
 from device_profiles.schema import Profile
@@ -179,6 +191,36 @@ def district_kpis(
             )
         )
     return figures
+
+
+def alert_changes(session: Session, *, after_id: int, limit: int) -> tuple[list[AlertChange], int]:
+    """The alert transitions among the ``limit`` changes recorded after the one numbered
+    ``after_id``, oldest first, with the number of the last change read (``after_id`` when there
+    are none). A repeated raise of an open alert is a change but not a transition: left out."""
+    rows = session.execute(
+        select(AlertChangeRow, Alert, School.district_id)
+        .join(Alert, Alert.id == AlertChangeRow.alert_id)
+        .outerjoin(School, School.id == Alert.school_id)
+        .where(AlertChangeRow.id > after_id)
+        .order_by(AlertChangeRow.id)
+        .limit(limit)
+    ).all()
+    changes = [
+        AlertChange(
+            alert_id=alert.id,
+            school_id=alert.school_id,
+            district_id=district_id,
+            device=alert.device,
+            rule=alert.rule,
+            severity=Severity(alert.severity),
+            state=change.to_state,
+            at=change.at if change.at.tzinfo else change.at.replace(tzinfo=UTC),
+            message=alert.message[:200],
+        )
+        for change, alert, district_id in rows
+        if change.from_state != change.to_state
+    ]
+    return changes, rows[-1][0].id if rows else after_id
 
 
 def _site(school: School) -> SiteIdentity:

@@ -9,6 +9,7 @@ central database. The MQTT legs are in tests/e2e/test_tiers.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,14 +28,19 @@ from campus_protocol import (
     codec,
     uplink_topic,
 )
+from cloud_hub.alerts.lifecycle import Transition
 from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth.roles import Role
 from cloud_hub.cli import app
+from cloud_hub.db import alerts
+from cloud_hub.db.alerts import Alarm, AlertKey
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
+from cloud_hub.db.models import Alert, AlertSource
 from cloud_hub.federation.forwarder import RegionalForwarder
 from cloud_hub.federation.ingest import FederationWorker
 from cloud_hub.federation.models import (
+    AlertTransition,
     DistrictReport,
     RegionalHub,
     SchoolHealth,
@@ -229,6 +235,55 @@ def test_the_central_hub_rejects_a_gateways_message_and_counts_repeated_alert_tr
     with central() as session:
         assert session.get_one(RegionalHub, REGIONAL).repeats == 1  # a new seq, the same change
     assert MessageKind.ALERTCHANGE.value == "alertchange"
+
+
+def test_alert_transitions_at_a_regional_hub_reach_the_central_hub_once_each_in_order(
+    city: City,
+    sessions: sessionmaker[Session],
+    central: sessionmaker[Session],
+    profiles: dict[str, Profile],
+    tmp_path: Path,
+) -> None:
+    key = AlertKey(gateway_id="gw-s01", device="lab1-gas", rule="gas_high")
+    alarm = Alarm(
+        key=key,
+        source=AlertSource.EDGE,
+        point="concentration",
+        severity=Severity.II,
+        at=NOW,
+        value=30.0,
+        threshold=25.0,
+        message="可燃气体浓度超限",
+    )
+    with sessions.begin() as session:
+        opened = alerts.raise_alert(session, alarm=alarm, actor="gateway:gw-s01")
+        again = replace(alarm, at=NOW + timedelta(seconds=10))
+        alerts.raise_alert(session, alarm=again, actor="gateway:gw-s01")  # an occurrence only
+    forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
+    worker = FederationWorker(central)
+    forwarding.collect()
+    deliver(forwarding, worker)
+    with sessions.begin() as session:
+        alert = session.get_one(Alert, opened.alert_id)
+        for step, transition in enumerate((Transition.ACKNOWLEDGE, Transition.RESOLVE), 1):
+            at = NOW + timedelta(minutes=step)
+            alerts.apply(session, alert=alert, transition=transition, actor="admin", at=at)
+
+    forwarding.collect()
+    statuses = deliver(forwarding, worker)  # the first batch again (duplicates), then the new
+    nothing_new = forwarding.collect()
+
+    assert OutcomeStatus.ACCEPTED in statuses and nothing_new == 0
+    with central() as session:
+        rows = session.scalars(select(AlertTransition).order_by(AlertTransition.at)).all()
+        hub = session.get_one(RegionalHub, REGIONAL)
+    assert [(r.alert_id, r.state, r.district_id, r.severity) for r in rows] == [
+        (opened.alert_id, "open", "d1", "II"),
+        (opened.alert_id, "acknowledged", "d1", "II"),
+        (opened.alert_id, "resolved", "d1", "II"),
+    ]
+    assert rows[0].message == "可燃气体浓度超限" and hub.repeats == 0
+    assert forwarding.outbox.appended()["alertchange"] == 2
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ Which regional hub reports which district and since when, each school's status a
 hub last saw it, per-school rollups (5-minute and hourly), KPI snapshots per district, and alert
 transitions. A regional hub has these tables too, empty.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

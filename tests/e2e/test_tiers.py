@@ -25,7 +25,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from campus_protocol import Health, MessageKind, PointStats, SiteIdentity, Telemetry
+from campus_protocol import (
+    Event,
+    EventState,
+    Health,
+    MessageKind,
+    PointStats,
+    Severity,
+    SiteIdentity,
+    Telemetry,
+)
 from cloud_hub.broker import MosquittoBroker, free_port
 from tests.e2e.test_delivery_faults import REPO, Gateway, gateway, until
 
@@ -190,6 +199,25 @@ def co2_window(node: str, index: int, base: datetime) -> Telemetry:
     )
 
 
+def co2_event(node: str, state: EventState) -> Event:
+    return Event(
+        rule="co2_high",
+        device=f"{node}-co2",
+        point="co2",
+        state=state,
+        severity=Severity.III,
+        value=1600.0,
+        threshold=1500.0,
+        standard="GB/T 18883-2022",
+        at=datetime.now(UTC),
+    )
+
+
+def send_event(gw: Gateway, state: EventState) -> None:
+    gw.outbox.append_many([(MessageKind.EVENT, co2_event(gw.node, state))])
+    gw.uplink.wake()
+
+
 def send(gw: Gateway, region: str, base: datetime, indexes: range) -> None:
     gw.outbox.append_many(
         [(MessageKind.HEALTH, heartbeat(region, gw.node))]
@@ -213,6 +241,19 @@ def rollup_windows(central: Path, period: str) -> dict[str, int]:
         "GROUP BY school_id",
     )
     return {str(school): int(str(n)) for school, n in rows}
+
+
+def alert_transitions(regional: Path) -> int:
+    """Alert transitions a regional hub recorded (a repeated raise is a change, not one)."""
+    sql = "SELECT count(*) FROM alert_change WHERE from_state IS NULL OR from_state != to_state"
+    rows = query(regional, sql)
+    return int(str(rows[0][0])) if rows else 0
+
+
+def central_transitions(central: Path, region: str) -> int:
+    sql = f"SELECT count(*) FROM alert_transition WHERE regional_hub_id = '{region}'"
+    rows = query(central, sql)
+    return int(str(rows[0][0])) if rows else 0
 
 
 def claims(central: Path, region: str) -> int:
@@ -270,10 +311,12 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
                 central.kill()  # the city's hub is away for a while
                 for region, gw in gws:
                     send(gw, region, base, range(15, 30))
+                    send_event(gw, EventState.RAISE)  # an alert opens at the regional hub
                 await asyncio.sleep(2)
                 regional["region-a"].kill()  # and a district hub dies meanwhile
                 for region, gw in gws:
                     send(gw, region, base, range(30, WINDOWS))
+                    send_event(gw, EventState.CLEAR)
                 await asyncio.sleep(1)
                 regional["region-a"].start()
                 await regional["region-a"].healthy(ingest="subscribed")
@@ -288,9 +331,19 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
                     drained = all(
                         outbox_ledger(tmp_path / f"{r}-outbox.db")[0] == 0 for r in REGIONS
                     )
-                    return drained and all(
-                        rollup_windows(central.database, period) == complete
-                        for period in ("5m", "1h")
+                    forwarded = all(
+                        central_transitions(central.database, r)
+                        == alert_transitions(regional[r].database)
+                        >= 2
+                        for r in REGIONS
+                    )
+                    return (
+                        drained
+                        and forwarded
+                        and all(
+                            rollup_windows(central.database, period) == complete
+                            for period in ("5m", "1h")
+                        )
                     )
 
                 await until(converged, 120, "every window in the central hub's rollups")
@@ -326,6 +379,8 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
             assert repeats == 0
             assert snapshots == appended["kpis"] >= 2
             assert appended["rollup"] >= 2 and appended["fleet"] >= 2
+            changes = central_transitions(db, region)
+            assert changes == alert_transitions(regional[region].database) >= 2, region
         statuses = dict(query(db, "SELECT school_id, status FROM school_health"))
         assert set(statuses) == {f"s-{node}" for nodes in GATEWAYS.values() for node in nodes}
         districts = query(db, "SELECT district_id, regional_hub_id FROM district_report")

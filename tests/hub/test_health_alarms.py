@@ -198,6 +198,7 @@ def test_healthz_is_503_while_ingest_cannot_reach_the_hub_broker(database_url: s
         "role": "regional",
         "ingest": "disconnected",
         "database": "ok",
+        "federation": "off",
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -65,3 +67,20 @@ def agent_settings(
         heartbeat_s=WINDOW_S,
         devices=devices,
     )
+
+
+def kill_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL ``process`` (a power cut for it) and reap it; nothing when it is not running."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, *, grace_s: float) -> None:
+    """SIGTERM ``process`` and give it ``grace_s`` to finish, then SIGKILL it."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            kill_process(process)

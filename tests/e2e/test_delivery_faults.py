@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from cloud_hub.ingest.consumer import IngestConsumer
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from tests.broker_support import hub_port_client
+from tests.e2e.support import kill_process, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -209,18 +209,10 @@ class HubProcess:
         return "connected" in self.log.read_text()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace_s=10)
 
 
 @contextmanager

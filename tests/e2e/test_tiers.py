@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from campus_protocol import (
     Telemetry,
 )
 from cloud_hub.broker import MosquittoBroker, free_port
+from tests.e2e.support import kill_process, stop_process
 from tests.e2e.test_delivery_faults import REPO, Gateway, gateway, until
 
 pytestmark = pytest.mark.timeout(600)
@@ -106,18 +106,10 @@ class HubServe:
         return (self.workdir / f"{self.name}-{self.starts}.log").read_text()[-3000:]
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
+        kill_process(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, grace_s=15)
 
 
 def broker_env(broker: MosquittoBroker) -> dict[str, str]:
@@ -311,12 +303,12 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
                 central.kill()  # the city's hub is away for a while
                 for region, gw in gws:
                     send(gw, region, base, range(15, 30))
-                    send_event(gw, EventState.RAISE)  # an alert opens at the regional hub
+                    send_event(gw, EventState.RAISED)  # an alert opens at the regional hub
                 await asyncio.sleep(2)
                 regional["region-a"].kill()  # and a district hub dies meanwhile
                 for region, gw in gws:
                     send(gw, region, base, range(30, WINDOWS))
-                    send_event(gw, EventState.CLEAR)
+                    send_event(gw, EventState.CLEARED)
                 await asyncio.sleep(1)
                 regional["region-a"].start()
                 await regional["region-a"].healthy(ingest="subscribed")

@@ -9,6 +9,11 @@ The ``action`` callback runs on each request: reads re-encode the device's curre
 the table (``encode_point``), writes are decoded back to engineering values and applied to the
 device, so a later read shows what the device did with them. Faults are applied here too; an
 ``offline`` unit's responses are dropped in ``trace_packet`` so the client times out.
+
+A unit id with no device is answered as a real bus answers it: on Modbus TCP the server stands
+for a gateway with RS-485 devices behind it, which answers exception 0x0B (gateway target device
+failed to respond); on an RTU line, or through a serial device server's transparent port, nothing
+answers and the client times out. Never a device's own exception.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ _TABLE_OF_FC: dict[int, RegisterTable] = {
 }
 _MBAP_UNIT_OFFSET = 6  # transaction(2) protocol(2) length(2) unit(1)
 _UNIT_OFFSET = {"tcp": _MBAP_UNIT_OFFSET, "rtu_over_tcp": 0, "rtu": 0}  # RTU frames start with it
+#: pymodbus serves unit ids with no SimDevice of their own from the one with id 0
+_EVERY_OTHER_UNIT = 0
 
 
 class ModbusServerError(RuntimeError):
@@ -54,6 +61,21 @@ class ModbusServerError(RuntimeError):
 class ServedUnit:
     unit_id: int
     device: SimulatedDevice
+
+
+def _gateway_no_response(packet: bytes) -> bytes:
+    """A Modbus TCP response frame turned into exception 0x0B for the same request."""
+    unit, function = packet[_MBAP_UNIT_OFFSET], packet[_MBAP_UNIT_OFFSET + 1] & 0x7F
+    pdu = bytes((unit, function | 0x80, ExcCodes.GATEWAY_NO_RESPONSE))
+    return packet[:4] + len(pdu).to_bytes(2, "big") + pdu  # transaction id, protocol 0, length
+
+
+def _no_device() -> SimDevice:
+    """Serves the unit ids no device has: nothing exists there, and ``_trace_packet`` rewrites
+    or drops what it answers."""
+    bits = [SimData(address=0, values=[False] * 16, datatype=DataType.BITS)]
+    registers = _table_blocks([])
+    return SimDevice(id=_EVERY_OTHER_UNIT, simdata=(bits, bits, registers, registers))
 
 
 def _writable_addresses(points: Sequence[RegisterPoint]) -> set[int]:
@@ -216,6 +238,8 @@ class ModbusSimServer:
         ids = [u.unit_id for u in units]
         if len(set(ids)) != len(ids):
             raise ModbusServerError(f"unit ids duplicated: {sorted(ids)}")
+        if _EVERY_OTHER_UNIT in ids:
+            raise ModbusServerError("unit id 0 is the broadcast address: serve units 1..247")
         if transport not in _UNIT_OFFSET:
             raise ModbusServerError(f"transport {transport!r}: one of {sorted(_UNIT_OFFSET)}")
         if (transport == "rtu") != (serial_port is not None):
@@ -242,15 +266,16 @@ class ModbusSimServer:
 
     def _trace_packet(self, sending: bool, packet: bytes) -> bytes:
         offset = _UNIT_OFFSET[self.transport]
-        if sending and len(packet) > offset:
+        if sending and len(packet) > offset + 1:
             unit = self.units.get(packet[offset])
-            fault = unit.device.fault if unit is not None else None
-            if fault is not None and fault.kind is FaultKind.OFFLINE:
+            if unit is None:
+                return _gateway_no_response(packet) if self.transport == "tcp" else b""
+            if unit.device.fault is not None and unit.device.fault.kind is FaultKind.OFFLINE:
                 return b""
         return packet
 
     async def start(self) -> None:
-        context = [unit.sim_device() for unit in self.units.values()]
+        context = [unit.sim_device() for unit in self.units.values()] + [_no_device()]
         if self.transport == "rtu":
             assert self.serial_port is not None
             serial = ModbusSerialServer(

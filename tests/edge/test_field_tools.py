@@ -75,6 +75,17 @@ async def test_scan_names_the_profile_each_unit_reads_as(bus: ModbusSimServer) -
     assert rows[str(METER_UNIT)].split("│")[3].strip().startswith("eastron_sdm120")
 
 
+async def test_scan_counts_only_the_units_behind_the_gateway(bus: ModbusSimServer) -> None:
+    """The gateway answers 0x0B for the six empty unit ids: they are not there."""
+    out = await campus(
+        "agent", "scan", "--host", "127.0.0.1", "--port", str(bus.port), "--units", "1-8"
+    )
+
+    assert f"tcp 127.0.0.1:{bus.port}: 2 of 8 unit ids answered" in out
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 3]
+    assert rows == [str(CO2_UNIT), str(METER_UNIT)]
+
+
 async def test_scan_of_an_rtu_line_names_the_profile_a_unit_reads_as(rtu_line: Path) -> None:
     out = await campus(
         "agent", "scan", "--serial", str(rtu_line), "--baudrate", "115200",
@@ -83,6 +94,15 @@ async def test_scan_of_an_rtu_line_names_the_profile_a_unit_reads_as(rtu_line: P
 
     assert f"rtu {rtu_line} 115200 8N1: 1 of 1 unit ids answered" in out
     assert "sensecap_s_co2_03" in out and "co2=812" in out
+
+
+async def test_scan_of_an_rtu_line_hears_nothing_from_an_empty_unit_id(rtu_line: Path) -> None:
+    out = await campus(
+        "agent", "scan", "--serial", str(rtu_line), "--baudrate", "115200",
+        "--units", f"{CO2_UNIT - 1}-{CO2_UNIT}", "--timeout", "0.2",
+    )  # fmt: skip
+
+    assert f"rtu {rtu_line} 115200 8N1: 1 of 2 unit ids answered" in out
 
 
 async def test_registers_shows_a_float_in_every_word_and_byte_order(bus: ModbusSimServer) -> None:
@@ -114,7 +134,5 @@ def test_every_way_decodes_one_value_in_each_layout() -> None:
     }
     assert layouts["CDAB"] == pytest.approx(23.45)
     swapped = [int.from_bytes(w.to_bytes(2, "big"), "little") for w in (high, low)]
-    layouts = {
-        v.layout: v.value for v in interpret(swapped, start=0, types=[RegisterType.FLOAT32])
-    }
+    layouts = {v.layout: v.value for v in interpret(swapped, start=0, types=[RegisterType.FLOAT32])}
     assert layouts["BADC"] == pytest.approx(23.45)

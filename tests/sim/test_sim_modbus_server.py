@@ -199,3 +199,27 @@ def test_duplicate_unit_ids_are_refused(profiles: dict[str, Profile], clock: Any
     ]
     with pytest.raises(ModbusServerError, match="duplicated"):
         ModbusSimServer(units, clock=clock)
+
+
+@pytest.mark.parametrize("function", ["read_holding_registers", "read_input_registers",
+                                      "read_coils", "read_discrete_inputs"])  # fmt: skip
+async def test_a_unit_id_with_no_device_gets_the_gateways_0x0b_not_a_device_exception(
+    function: str, profiles: dict[str, Profile], modbus_server: Any, connect: Any
+) -> None:
+    air = SimulatedDevice("air", profiles["sensecap_s_co2_03"], seed=1, fixed_values={"co2": 700})
+    server = await modbus_server([ServedUnit(45, air)])
+    client = await connect(server.port)
+
+    for unit in (1, 46, 247):
+        response = await getattr(client, function)(0, count=1, device_id=unit)
+        assert response.isError() and response.exception_code == 0x0B, (unit, response)
+        assert response.dev_id == unit
+    assert (await client.read_holding_registers(0, count=1, device_id=45)).registers == [700]
+
+
+def test_unit_id_0_is_refused_as_the_broadcast_address(
+    profiles: dict[str, Profile], clock: Any
+) -> None:
+    meter = SimulatedDevice("meter", profiles["eastron_sdm120"], seed=1)
+    with pytest.raises(ModbusServerError, match="broadcast"):
+        ModbusSimServer([ServedUnit(0, meter)], clock=clock)

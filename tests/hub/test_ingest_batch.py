@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import (
@@ -120,6 +122,29 @@ def test_a_device_registered_by_a_rolled_back_message_is_not_remembered(
     assert [o.status for o in outcomes] == [R, A, A]
     assert later[0].status is A
     assert windows_per_device(sessions) == {"co2-other": 1, "co2-new": 2}
+
+
+def test_windows_filed_under_a_device_that_is_not_registered_are_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Windows have no foreign key of their own (migration 0005): the latest values written with
+    them in the same transaction keep theirs, so an id that names no device fails the batch."""
+    window = Telemetry(
+        device="co2-1",
+        profile=CO2,
+        room="r101",
+        window_start=T0,
+        window_end=T0 + timedelta(seconds=10),
+        points={"co2": stats(500)},
+    )
+
+    with pytest.raises(IntegrityError), sessions() as session, session.begin():
+        rows = telemetry.TelemetryRows.of(session)
+        rows.add(device_id=999, telemetry=window)
+        rows.write(session)
+
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(TelemetryWindow)) == 0
 
 
 def test_devices_cached_by_a_committed_batch_are_used_by_the_next_one(

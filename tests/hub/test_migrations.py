@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, inspect, select, text
 from typer.testing import CliRunner
 
 from cloud_hub.cli import app
@@ -168,5 +168,72 @@ def test_a_0002_hub_is_migrated_with_its_alerts_in_the_new_states(database_url: 
             (4, "open", "", 1),
         ]
         assert (approval, room_type) == ("approved", "")
+    finally:
+        engine.dispose()
+
+
+def a_0004_hub_with_windows(engine: Engine) -> None:
+    """A hub at revision 0004 with a device, one stored window and its latest value."""
+    with engine.begin() as connection:
+        command.upgrade(schema.alembic_config(connection), "0004")
+        connection.execute(text("INSERT INTO gateway (id, agent_version) VALUES ('gw-1', '')"))
+        connection.execute(
+            text(
+                "INSERT INTO device (id, gateway_id, key, profile, protocol, status, last_error,"
+                " approval, approval_by) VALUES (1, 'gw-1', 'co2-1', 'sensecap_s_co2_03',"
+                " 'lorawan', 'online', '', 'approved', '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO telemetry_window (device_id, window_start, window_end, point, count,"
+                " min, max, mean, last, unit) VALUES (1, '2026-11-30 08:00:00+00:00',"
+                " '2026-11-30 08:00:10+00:00', 'co2', 10, 600, 640, 612, 630, 'ppm')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO latest_value (device_id, point, value, unit, at)"
+                " VALUES (1, 'co2', 630, 'ppm', '2026-11-30 08:00:10+00:00')"
+            )
+        )
+
+
+def referred_tables(engine: Engine, table: str) -> list[str]:
+    return [key["referred_table"] for key in inspect(engine).get_foreign_keys(table)]
+
+
+def test_a_0004_hub_keeps_its_windows_and_only_their_device_key_goes(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        a_0004_hub_with_windows(engine)
+
+        migrated = schema.migrate(engine)
+
+        assert (migrated.before, migrated.after) == ("0004", schema.head())
+        assert differences(engine) == []
+        assert referred_tables(engine, "telemetry_window") == []
+        assert referred_tables(engine, "latest_value") == ["device"]
+        with engine.connect() as connection:
+            windows = connection.execute(
+                text("SELECT device_id, point, mean FROM telemetry_window")
+            ).all()
+        assert [tuple(row) for row in windows] == [(1, "co2", 612.0)]
+    finally:
+        engine.dispose()
+
+
+def test_migration_0005_goes_back_down_with_the_windows_device_key(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        a_0004_hub_with_windows(engine)
+        schema.migrate(engine)
+
+        with engine.begin() as connection:
+            command.downgrade(schema.alembic_config(connection), "0004")
+
+        assert referred_tables(engine, "telemetry_window") == ["device"]
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM telemetry_window")).scalar() == 1
     finally:
         engine.dispose()

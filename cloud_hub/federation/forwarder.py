@@ -31,7 +31,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+from prometheus_client import Counter
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_forward.outbox import Outbox, OutboxWriteError
@@ -61,6 +63,11 @@ log = logging.getLogger(__name__)
 
 Message = tuple[MessageKind, Body]
 Batch = tuple[list[Message], dict[str, str]]  # messages and the marks they move, queued at once
+FEDERATION_FAILURES = Counter(
+    "campus_federation_build_failures_total",
+    "Rounds in which a kind of report for the central hub could not be built (logged)",
+    ["part"],
+)
 MARKS = ("fleet", "kpis", "alerts", *(f"rollup:{period.value}" for period in ROLLUP_PERIODS))
 
 
@@ -115,14 +122,28 @@ class RegionalForwarder:
 
     def plan(self, marks: Mapping[str, str | None], now: datetime) -> list[Batch]:
         """What is due at ``now`` given the ``marks`` so far, read from the hub database: each
-        batch is queued in one outbox transaction with the marks it moves."""
+        batch is queued in one outbox transaction with the marks it moves. A kind that cannot be
+        built this time is logged and counted and left for the next round; the others go."""
+        parts: dict[str, Callable[[Session], Batch | None]] = {
+            "fleet": lambda s: self._slotted(s, "fleet", self.settings.fleet_every_s, marks, now),
+            "kpis": lambda s: self._slotted(s, "kpis", self.settings.kpi_every_s, marks, now),
+            "alertchange": lambda s: self._alert_changes(s, marks),
+            **{
+                f"rollup:{period.value}": partial(
+                    self._rollups, period=period, marks=marks, now=now
+                )
+                for period in ROLLUP_PERIODS
+            },
+        }
+        batches = []
         with self._sessions() as session:
-            batches = [
-                self._slotted(session, "fleet", self.settings.fleet_every_s, marks, now),
-                self._slotted(session, "kpis", self.settings.kpi_every_s, marks, now),
-                self._alert_changes(session, marks),
-                *(self._rollups(session, period, marks, now) for period in ROLLUP_PERIODS),
-            ]
+            for part, build in parts.items():
+                try:
+                    batches.append(build(session))
+                except Exception:  # a bug of ours in one kind must not hold up the others
+                    FEDERATION_FAILURES.labels(part=part).inc()
+                    log.exception("federation: building %s for the central hub failed", part)
+                    session.rollback()
         return [batch for batch in batches if batch is not None]
 
     def _marks(self) -> dict[str, str | None]:
@@ -175,6 +196,7 @@ class RegionalForwarder:
     def _rollups(
         self,
         session: Session,
+        *,
         period: RollupPeriod,
         marks: Mapping[str, str | None],
         now: datetime,

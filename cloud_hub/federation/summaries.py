@@ -210,7 +210,7 @@ def alert_changes(session: Session, *, after_id: int, limit: int) -> tuple[list[
             alert_id=alert.id,
             school_id=alert.school_id,
             district_id=district_id,
-            device=alert.device,
+            device=alert.device or alert.gateway_id,  # a gateway's own alert: the gateway
             rule=alert.rule,
             severity=Severity(alert.severity),
             state=change.to_state,

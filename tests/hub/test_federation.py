@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -255,10 +256,14 @@ def test_alert_transitions_at_a_regional_hub_reach_the_central_hub_once_each_in_
         threshold=25.0,
         message="可燃气体浓度超限",
     )
+    gateway_offline = replace(
+        alarm, key=AlertKey(gateway_id="gw-s02", device="", rule="gateway_offline")
+    )
     with sessions.begin() as session:
         opened = alerts.raise_alert(session, alarm=alarm, actor="gateway:gw-s01")
         again = replace(alarm, at=NOW + timedelta(seconds=10))
         alerts.raise_alert(session, alarm=again, actor="gateway:gw-s01")  # an occurrence only
+        own = alerts.raise_alert(session, alarm=gateway_offline, actor="hub")  # no device
     forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
     worker = FederationWorker(central)
     forwarding.collect()
@@ -277,13 +282,44 @@ def test_alert_transitions_at_a_regional_hub_reach_the_central_hub_once_each_in_
     with central() as session:
         rows = session.scalars(select(AlertTransition).order_by(AlertTransition.at)).all()
         hub = session.get_one(RegionalHub, REGIONAL)
-    assert [(r.alert_id, r.state, r.district_id, r.severity) for r in rows] == [
-        (opened.alert_id, "open", "d1", "II"),
-        (opened.alert_id, "acknowledged", "d1", "II"),
-        (opened.alert_id, "resolved", "d1", "II"),
+    assert [(r.alert_id, r.device, r.state, r.district_id) for r in rows] == [
+        (opened.alert_id, "lab1-gas", "open", "d1"),
+        (own.alert_id, "gw-s02", "open", "d1"),  # a gateway's own alert names the gateway
+        (opened.alert_id, "lab1-gas", "acknowledged", "d1"),
+        (opened.alert_id, "lab1-gas", "resolved", "d1"),
     ]
     assert rows[0].message == "可燃气体浓度超限" and hub.repeats == 0
     assert forwarding.outbox.appended()["alertchange"] == 2
+
+
+def test_a_kind_that_cannot_be_built_holds_up_only_itself_and_is_counted(
+    city: City, sessions: sessionmaker[Session], profiles: dict[str, Profile], tmp_path: Path
+) -> None:
+    alarm = Alarm(
+        key=AlertKey(gateway_id="gw-s01", device="lab1-gas", rule="gas_high"),
+        source=AlertSource.EDGE,
+        point="concentration",
+        severity=Severity.II,
+        at=NOW,
+        value=30.0,
+        threshold=25.0,
+    )
+    with sessions.begin() as session:
+        alert_id = alerts.raise_alert(session, alarm=alarm, actor="gateway:gw-s01").alert_id
+        session.get_one(Alert, alert_id).severity = "V"  # a row no wire message can carry
+    failures = REGISTRY.get_sample_value(
+        "campus_federation_build_failures_total", {"part": "alertchange"}
+    )
+    forwarding = forwarder(sessions, profiles, tmp_path / "outbox.db", at=NOW)
+
+    queued = forwarding.collect()
+
+    assert queued > 0 and forwarding.outbox.mark("alerts") is None  # tried again next round
+    assert set(forwarding.outbox.appended()) == {"fleet", "kpis", "rollup"}
+    after = REGISTRY.get_sample_value(
+        "campus_federation_build_failures_total", {"part": "alertchange"}
+    )
+    assert (after or 0) == (failures or 0) + 1
 
 
 @pytest.fixture

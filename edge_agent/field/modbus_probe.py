@@ -58,10 +58,6 @@ class Probe:
             raise
 
 
-#: exception codes a TCP-to-RTU gateway answers for a unit id with no device behind it
-GATEWAY_NO_DEVICE = frozenset({10, 11})
-
-
 @dataclass(frozen=True)
 class ProfileMatch:
     """A profile whose whole register map read cleanly from a unit, and a few of its values."""
@@ -113,7 +109,7 @@ async def scan_unit(
         await probe.read(unit=unit, table=table, address=address, count=1)
         finding = UnitFinding(unit, answered=True, note=f"{table.value} {address} readable")
     except ModbusReadError as exc:
-        if exc.code in GATEWAY_NO_DEVICE:
+        if exc.unreachable:
             return UnitFinding(unit, answered=False, note=exc.name)
         finding = UnitFinding(unit, answered=True, note=f"{exc.name} at {table.value} {address}")
     except ModbusTimeout:

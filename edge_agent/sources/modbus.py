@@ -4,8 +4,9 @@ A coordinator owns its device's poll interval, staggered first tick, timeout, ca
 exponential backoff and the last good ``snapshot``. It reads the profile's register map in the
 blocks ``device_profiles.registers.plan_reads`` coalesces, one request per block through its
 ``ModbusLink``. Devices behind the same TCP connection or serial line share one link and take
-turns request by request, so a dead unit on a line costs one timeout per attempt (then backs
-off) and the other units keep their poll rate; separate links run concurrently.
+turns request by request, so a dead unit on a line costs one timeout (or one gateway "no answer"
+exception) per attempt and backs off, while the other units keep their poll rate; separate links
+run concurrently.
 
 ``write_point`` writes a coil or register through the same link, so it is serialised with
 polling, reads the value back and returns a ``WriteResult`` saying what happened.
@@ -211,8 +212,9 @@ class DeviceCoordinator:
 
     def retry_delay(self, exc: ModbusSourceError) -> float:
         """Next attempt after a failure: the poll interval when the device answered, else
-        capped exponential backoff with +-10 % jitter."""
-        if not exc.reconnect:
+        (no answer, or a gateway's "no answer" exception) capped exponential backoff with +-10 %
+        jitter, so a dead unit costs its link fewer and fewer attempts."""
+        if not exc.unreachable:
             return self.poll_interval_s
         exponent = min(self.state.consecutive_failures - 1, 16)
         base = min(self.poll_interval_s * 2**exponent, self.backoff_max_s)
@@ -235,7 +237,10 @@ class DeviceCoordinator:
             known = sorted(p.name for p in self.points.values() if p.writable)
             why = "unknown point" if spec is None else "point is not writable"
             return self._write_result(
-                point, value, WriteOutcome.REJECTED, error_type="not_writable",
+                point,
+                value,
+                WriteOutcome.REJECTED,
+                error_type="not_writable",
                 detail=f"{self.device_id}: {why} {point!r} (writable: {known})",
             )
         try:
@@ -260,8 +265,10 @@ class DeviceCoordinator:
         if read_back is None:
             return self._write_result(point, value, WriteOutcome.UNVERIFIED, registers=written)
         outcome = WriteOutcome.VERIFIED if _same(spec, value, read_back) else WriteOutcome.MISMATCH
-        detail = "" if outcome is WriteOutcome.VERIFIED else (
-            f"{self.device_id}: {point} reads back {read_back:g} after writing {value:g}"
+        detail = (
+            ""
+            if outcome is WriteOutcome.VERIFIED
+            else (f"{self.device_id}: {point} reads back {read_back:g} after writing {value:g}")
         )
         return self._write_result(
             point, value, outcome, read_back=read_back, registers=written, detail=detail
@@ -281,8 +288,10 @@ class DeviceCoordinator:
     ) -> tuple[tuple[int, ...], float | None]:
         where = f"{self.device_id}: unit {self.unit} {spec.table.value} {spec.address}"
         if spec.table is RegisterTable.COIL:
-            self._check(await client.write_coil(spec.address, bool(words[0]),
-                                                device_id=self.unit), spec.address)
+            self._check(
+                await client.write_coil(spec.address, bool(words[0]), device_id=self.unit),
+                spec.address,
+            )
         else:
             if spec.bit is not None:  # read-modify-write: keep the register's other bits
                 current = await self._read_raw(client, spec)
@@ -290,11 +299,9 @@ class DeviceCoordinator:
                 merged = (_join(current) & ~mask) | (_join(words) & mask)
                 words = _split(merged, len(words))
             if len(words) == 1:
-                response = await client.write_register(spec.address, words[0],
-                                                       device_id=self.unit)
+                response = await client.write_register(spec.address, words[0], device_id=self.unit)
             else:
-                response = await client.write_registers(spec.address, words,
-                                                        device_id=self.unit)
+                response = await client.write_registers(spec.address, words, device_id=self.unit)
             self._check(response, spec.address)
         if spec.write_only:
             return tuple(words), None
@@ -429,10 +436,12 @@ def build_coordinators(
             )
         else:
             link.timeout_s = max(link.timeout_s, timeout)
-            link.pause_after_connect_s = max(link.pause_after_connect_s,
-                                             quirks.pause_after_connect_s)
-            link.pause_between_requests_s = max(link.pause_between_requests_s,
-                                                quirks.pause_between_requests_s)
+            link.pause_after_connect_s = max(
+                link.pause_after_connect_s, quirks.pause_after_connect_s
+            )
+            link.pause_between_requests_s = max(
+                link.pause_between_requests_s, quirks.pause_between_requests_s
+            )
         coordinators.append(DeviceCoordinator(device, profile, link=link, clock=clock))
     return coordinators
 

@@ -40,6 +40,10 @@ EXCEPTION_NAMES: dict[int, str] = {
     11: "gateway target device failed to respond",
 }
 
+#: exception codes a TCP-to-RTU gateway answers when no device answered it behind (no route, or the
+#: unit id is silent on the line): the unit is as unreachable as one that times out
+GATEWAY_NO_ANSWER = frozenset({10, 11})
+
 ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
 MAX_CONNECTING = 64
 ClientFactory = Callable[[ModbusEndpoint, float], ModbusClient]
@@ -52,16 +56,20 @@ class ModbusSourceError(Exception):
     error_type = "error"
     #: ``True`` when the link is suspect and the connection should be dropped and backed off.
     reconnect = True
+    #: ``True`` when the device did not answer: retry with backoff, not at the poll interval.
+    unreachable = True
 
 
 class ModbusReadError(ModbusSourceError):
-    """The device answered with a Modbus exception response (it is alive but refused)."""
+    """A Modbus exception response: the device is alive but refused, or (``GATEWAY_NO_ANSWER``)
+    the gateway in front of it says the device did not answer (the link itself is fine)."""
 
     reconnect = False
 
     def __init__(self, *, device: str, unit: int, address: int, code: int, function_code: int = 0):
         self.device, self.unit, self.address, self.code = device, unit, address, code
         self.function_code = function_code
+        self.unreachable = code in GATEWAY_NO_ANSWER
         self.name = EXCEPTION_NAMES.get(code, f"exception code {code}")
         self.error_type = (
             self.name.replace(" ", "_") if code in EXCEPTION_NAMES else "exception_other"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 import pytest
 from pymodbus.constants import ExcCodes
 
+from device_profiles.loader import load_profiles
 from edge_agent.settings import DeviceConfig
 from edge_agent.sources.base import Reading
 from edge_agent.sources.modbus import (
@@ -16,7 +18,12 @@ from edge_agent.sources.modbus import (
     ModbusConnectError,
     ModbusReadError,
     ModbusSource,
+    build_coordinators,
 )
+from simulators.devices import SimulatedDevice
+from simulators.faults import Fault, FaultKind
+from simulators.modbus_server import ModbusSimServer, ServedUnit
+from simulators.signals import SimClock
 from tests.edge.support import PROFILE, VALUES, free_port
 
 
@@ -181,7 +188,6 @@ async def test_stop_ends_polling_even_while_a_request_is_in_flight(cancel_after_
 
 
 def test_links_built_together_take_turns_to_connect_through_one_gate() -> None:
-    from edge_agent.sources.modbus import build_coordinators
     from edge_agent.sources.modbus_link import MAX_CONNECTING
 
     coordinators = build_coordinators([(device(port), PROFILE) for port in (5020, 5021, 5022)])
@@ -195,8 +201,6 @@ def test_links_built_together_take_turns_to_connect_through_one_gate() -> None:
 async def test_a_slow_device_and_a_refusing_one_leave_the_healthy_device_at_its_poll_rate(
     modbus_server: Any,
 ) -> None:
-    from collections import Counter
-
     healthy, slow, refusing = [await modbus_server(PROFILE, VALUES) for _ in range(3)]
     slow.delay_s = 0.3  # three blocks per poll: 0.9 s of answers for a 0.2 s interval
     refusing.fail_with = ExcCodes.ILLEGAL_ADDRESS
@@ -204,8 +208,12 @@ async def test_a_slow_device_and_a_refusing_one_leave_the_healthy_device_at_its_
         [
             DeviceCoordinator(
                 DeviceConfig.model_validate(
-                    {"id": name, "profile": PROFILE.id, "room": "lab-3",
-                     "modbus": {"host": "127.0.0.1", "port": server.port}}
+                    {
+                        "id": name,
+                        "profile": PROFILE.id,
+                        "room": "lab-3",
+                        "modbus": {"host": "127.0.0.1", "port": server.port},
+                    }
                 ),
                 PROFILE,
             )
@@ -223,3 +231,59 @@ async def test_a_slow_device_and_a_refusing_one_leave_the_healthy_device_at_its_
     assert 1 <= per_device["slow"] <= 3, per_device
     assert per_device["refusing"] == 0
     assert isinstance(source.coordinator("refusing").last_exception, ModbusReadError)
+
+
+@pytest.mark.parametrize(
+    "dead",
+    [
+        "stopped",  # its unit stops answering: the gateway stays silent, requests time out
+        "absent",  # nothing at its unit id: the gateway answers 0x0B (target failed to respond)
+    ],
+)
+async def test_a_dead_unit_behind_a_gateway_backs_off_and_its_neighbours_stay_online(
+    dead: str,
+) -> None:
+    """Three units on one Modbus TCP connection to a simulated gateway, one of them dead."""
+    profiles = load_profiles()
+    kinds = {"gas": "honeywell_midas_gas", "meter": "eastron_sdm120",
+             "air": "sensecap_s_co2_03"}  # fmt: skip
+    units = {"gas": 3, "meter": 4, "air": 45}
+    served = [
+        ServedUnit(units[name], SimulatedDevice(name, profiles[kind], seed=units[name]))
+        for name, kind in kinds.items()
+    ]
+    if dead == "absent":
+        units["gas"] = 9  # configured at a unit id the gateway has nothing behind
+    server = ModbusSimServer(served, clock=SimClock())
+    await server.start()
+    server.device(3).set_fault(Fault(FaultKind.OFFLINE) if dead == "stopped" else None)
+    configs = [
+        DeviceConfig.model_validate(
+            {"id": name, "profile": kind, "room": "lab1",
+             "modbus": {"host": "127.0.0.1", "port": server.port, "unit_id": units[name],
+                        "poll_interval_s": 0.5, "timeout_s": 0.3}}
+        )
+        for name, kind in kinds.items()
+    ]  # fmt: skip
+    coordinators = build_coordinators([(c, profiles[c.profile]) for c in configs])
+    assert len({id(c.link) for c in coordinators}) == 1, "one shared connection"
+    source = ModbusSource(coordinators)
+    readings: list[Reading] = []
+    neighbours_offline: set[str] = set()
+
+    await source.start(readings.append)
+    for _ in range(40):  # 4 s
+        await asyncio.sleep(0.1)
+        neighbours_offline |= {
+            c.device_id for c in coordinators if c.device_id != "gas" and c.state.available is False
+        }
+    await source.stop()
+    await server.stop()
+
+    per_device = Counter(r.device for r in readings)
+    assert neighbours_offline == set()
+    assert per_device["meter"] >= 5 and per_device["air"] >= 5, per_device  # about 8 each
+    gas = source.coordinator("gas")
+    assert per_device["gas"] == 0 and not gas.available
+    # backed off: attempts about 0, 0.5, 1.5 and 3.5 s in, not every 0.5 s
+    assert 2 <= gas.consecutive_failures <= 5, gas.last_exception

@@ -198,9 +198,15 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         assert first_hub.admin is not None and central.admin is not None
         sign_in = first_hub.admin.how_to_sign_in(first_hub.api)
         console.print(sign_in, highlight=False, soft_wrap=True)
+        for other in districts[1:]:  # each district hub has its own users
+            assert other.admin is not None
+            line = f"{other.name}: [bold]{other.admin.username}[/bold] / "
+            console.print(f"{line}[bold]{other.admin.password}[/bold] at {other.api}/login",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+        city_wide = central.admin.how_to_sign_in(central.api, example="/api/v1/city/kpis")
+        console.print(f"city-wide (central hub): {city_wide}", highlight=False, soft_wrap=True)
         console.print(
-            f"city-wide (central hub): {central.api}/api/v1/city/kpis  or  campus hub kpis "
-            f"--config {options.workdir / CENTRAL_CONFIG} --id {plan.city_id}",
+            f"or: campus hub kpis --config {options.workdir / CENTRAL_CONFIG} --id {plan.city_id}",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
         if example := _command_example(first_hub.api, first_hub.admin.token, plan.schools[0]):

@@ -29,10 +29,10 @@ class DemoAdmin:
     password: str
     token: str  # a bearer token for scripts (and for the demo's own status polling)
 
-    def how_to_sign_in(self, api: str) -> str:
+    def how_to_sign_in(self, api: str, *, example: str = "/api/v1/schools") -> str:
         return (
             f"sign in: [bold]{self.username}[/bold] / [bold]{self.password}[/bold] at {api}/login"
-            f"\nor: curl -H 'Authorization: Bearer {self.token}' {api}/api/v1/schools"
+            f"\nor: curl -H 'Authorization: Bearer {self.token}' {api}{example}"
         )
 
 

@@ -51,7 +51,9 @@ def test_demo_brings_every_school_online_and_stops_by_itself(
     assert re.search(r"sign in: admin / \S{12,} at http://127.0.0.1:\d+/login", output), output
     assert "demo stopped: every process has exited" in output
     assert "did not exit cleanly" not in output
-    assert "city-wide (central hub): http://127.0.0.1:" in output
+    central = r"city-wide \(central hub\): sign in: admin / \S{12,} at http://127.0.0.1:\d+/login"
+    assert re.search(central, output), output
+    assert re.search(r"hub-d2: admin / \S{12,} at http://127.0.0.1:\d+/login", output), output
     logs = sorted(p.name for p in (workdir / "logs").iterdir())
     gateways = ["gw-d1-s01.log", "gw-d1-s02.log", "gw-d2-s01.log", "gw-d2-s02.log"]
     assert logs == [*gateways, "hub-central.log", "hub-d1.log", "hub-d2.log"]

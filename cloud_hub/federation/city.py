@@ -175,7 +175,7 @@ def city_kpis(
         pair[0] += row.numerator
         pair[1] += row.denominator
         schools[row.district_id] = row.schools
-    values = [KpiValue(kpi, _value(kpi, n, d), n, d) for kpi, (n, d) in sums.items()]
+    values = [KpiValue(kpi, _value(kpi, *sums[kpi]), *sums[kpi]) for kpi in Kpi if kpi in sums]
     at = min(row.at for row in rows)  # the oldest snapshot in the sum
     return KpiReport(level=level, id=id, at=at, schools=sum(schools.values()), values=values)
 

@@ -48,7 +48,7 @@ from cloud_hub.federation.models import (
     SchoolRollup,
 )
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
-from cloud_hub.kpis.compute import LessonTimes, Level, compute_kpis
+from cloud_hub.kpis.compute import Kpi, LessonTimes, Level, compute_kpis
 from cloud_hub.settings import FederationSettings, HubSettings
 from device_profiles.schema import Profile
 from tests.auth_support import bearer, make_user
@@ -392,6 +392,14 @@ def test_campus_hub_kpis_on_a_central_hub_prints_the_city_from_the_snapshots(
         env={"CAMPUS_HUB_ROLE": "central"},
     )
 
+    district = CliRunner().invoke(
+        app,
+        ["kpis", "--id", "d1", "--level", "district", "--database-url", url, "--csv"],
+        env={"CAMPUS_HUB_ROLE": "central"},
+    )
+
     assert result.exit_code == 0, result.output
     assert "central hub" in result.output and "12 schools" in result.output
     assert "83.33 %" in result.output
+    kpis_listed = [line.split(",")[3] for line in district.output.splitlines()[1:]]
+    assert kpis_listed == [kpi.value for kpi in Kpi], district.output  # the plans' order

@@ -10,7 +10,8 @@ seconds by whichever hub process runs ingest.
   raises a ``device_offline`` alert at the profile's level (III for safety devices by default),
   unless the profile has an edge offline rule: then the gateway raises it (one alert, not two).
 * A hub that cannot hear (its ingest is disconnected) checks nothing, and after it hears again a
-  heartbeat is not overdue until ``offline_after_s`` has passed (``cloud_hub.status.Hearing``).
+  heartbeat is not overdue until ``offline_after_s`` has passed (``cloud_hub.status.Hearing``);
+  nor is a registered gateway it never heard (it is shown offline, but raises no alert yet).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class HealthMonitor:
         )
         key = AlertKey(gateway.id, "", GATEWAY_OFFLINE)
         offline = status is GatewayStatus.OFFLINE
-        alarm = _gateway_alarm(key, gateway, devices, now) if offline else None
+        alarm = None
+        if offline and not self._never_heard_within_grace(gateway, now, hearing):
+            alarm = _gateway_alarm(key, gateway, devices, now)
         if follow(session, present, key=key, alarm=alarm, at=now, actor=HUB_ACTOR):
             reason = "heard again" if not offline else _why_offline(gateway, now)
             feed.record_status(
@@ -96,6 +99,14 @@ class HealthMonitor:
             return  # its devices' offline alerts are held while the gateway is down
         for device in devices:
             self._check_device(session, present, device, now)
+
+    def _never_heard_within_grace(self, gateway: Gateway, now: datetime, hearing: Hearing) -> bool:
+        """A registered gateway the hub never heard is overdue only ``offline_after_s`` after the
+        hub began to hear (a hub starting beside its gateways must not alarm for each of them
+        before they had the time to connect)."""
+        if gateway.last_seen_at is not None or hearing.since is None:
+            return False
+        return hearing.clock(now) - hearing.since <= timedelta(seconds=self.offline_after_s)
 
     def _check_device(
         self, session: Session, present: dict[AlertKey, bool], device: Device, now: datetime

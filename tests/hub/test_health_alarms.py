@@ -185,6 +185,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def test_a_registered_gateway_never_heard_raises_its_alert_only_after_the_allowance_from_start(
+    worker: IngestWorker, sessions: sessionmaker[Session], profiles: dict[str, Profile]
+) -> None:
+    health = monitor(sessions, profiles)
+    beat(worker, 1, T0, DeviceStatus.ONLINE)
+    with sessions.begin() as session:  # registered and bound to its school, never heard
+        session.scalars(select(Gateway)).one().last_seen_at = None
+    started = Hearing(since=T0)
+
+    health.check(now=T0 + timedelta(seconds=OFFLINE_AFTER_S), hearing=started)
+    assert alerts_by_rule(sessions) == {}  # the hub just started: it may connect any moment
+
+    health.check(now=T0 + timedelta(seconds=OFFLINE_AFTER_S + 1), hearing=started)
+    assert alerts_by_rule(sessions)[("", "gateway_offline")].state == "open"
+
+
 def test_healthz_is_503_while_ingest_cannot_reach_the_hub_broker(database_url: str) -> None:
     settings = HubSettings(
         database_url=database_url, development=True, broker={"port": free_port()}

@@ -24,7 +24,7 @@ from cloud_hub.alerts.webhooks import Notifier
 from cloud_hub.auth import audit
 from cloud_hub.auth.cli import app as user_app
 from cloud_hub.db import schema
-from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.db.base import make_engine, make_sessionmaker, write_transaction
 from cloud_hub.federation import city
 from cloud_hub.federation.ingest import worker_for
 from cloud_hub.ingest.consumer import IngestConsumer, broker_endpoint
@@ -274,7 +274,7 @@ def import_command(
     try:
         if engine.dialect.name == "sqlite":
             schema.migrate(engine)
-        with make_sessionmaker(engine).begin() as session:
+        with write_transaction(make_sessionmaker(engine)) as session:
             summary = import_registry(
                 session, registry=registry, actor=actor, at=now, profiles=known
             )

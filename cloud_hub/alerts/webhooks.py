@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_hub.db.base import WRITER, dialect_insert
+from cloud_hub.db.base import WRITER, dialect_insert, write_transaction
 from cloud_hub.db.models import Alert, AlertChange, WebhookDelivery
 from cloud_hub.settings import WebhookSettings
 
@@ -123,7 +123,7 @@ class Notifier:
         return response.status_code, response.text[:500]
 
     def _record(self, delivery_id: int, status: int | None, error: str, now: datetime) -> None:
-        with self._sessions() as session, session.begin():
+        with write_transaction(self._sessions) as session:
             delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
             if delivery is None or delivery.state != "pending":
                 return

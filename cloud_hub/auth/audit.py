@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_hub.auth.models import AuditEntry
 from cloud_hub.auth.principal import Principal
+from cloud_hub.db.base import write_transaction
 
 
 class Result(StrEnum):
@@ -54,7 +55,7 @@ def record(
 
 def record_now(sessions: sessionmaker[Session], **entry: object) -> None:
     """Append one entry in a transaction of its own (a denial: no change to commit with it)."""
-    with sessions() as session, session.begin():
+    with write_transaction(sessions) as session:
         record(session, **entry)  # type: ignore[arg-type]
 
 

@@ -32,7 +32,7 @@ from cloud_hub.auth.users import (
     list_users,
     revoke_user,
 )
-from cloud_hub.db.base import make_engine, make_sessionmaker
+from cloud_hub.db.base import make_engine, make_sessionmaker, write_transaction
 from cloud_hub.db.schema import migrate
 from cloud_hub.settings import load_hub_settings
 
@@ -49,7 +49,9 @@ UsernameArg = Annotated[str, typer.Argument(help="Login name.")]
 
 @contextmanager
 def _hub_session(config: Path | None, database_url: str | None) -> Iterator[Session]:
-    """A session on the hub database in one transaction (tables created when missing)."""
+    """A session on the hub database in one transaction that will write (tables created when
+    missing): it waits for a running hub's ingest to commit instead of failing on its first
+    write with "database is locked" (SQLite)."""
     overrides = {"database_url": database_url} if database_url else {}
     try:
         # development=True: these commands never use the broker, so its password is not needed
@@ -60,7 +62,7 @@ def _hub_session(config: Path | None, database_url: str | None) -> Iterator[Sess
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
+        with write_transaction(make_sessionmaker(engine)) as session:
             yield session
     finally:
         engine.dispose()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -100,6 +101,15 @@ def begin_write(session: Session) -> None:
     "database is locked" when an ingest worker committed meanwhile; this one waits its turn."""
     session.rollback()
     session.connection(execution_options=WRITER)
+
+
+@contextmanager
+def write_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session in one transaction that will write, taken as such from its start (``WRITER``,
+    as ``begin_write``): committed when the block ends, rolled back if it raises."""
+    with sessions() as session, session.begin():
+        session.connection(execution_options=WRITER)
+        yield session
 
 
 def dialect_insert(session: Session, model: type[Base]) -> Any:

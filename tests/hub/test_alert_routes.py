@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import EventState
@@ -16,12 +16,11 @@ from cloud_hub.api.deps import get_now
 from cloud_hub.api.main import create_app
 from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
-from cloud_hub.db.base import WRITER
-from cloud_hub.db.models import Gateway
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import HubSettings
 from tests.auth_support import bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
+from tests.hub.write_lock import while_ingest_writes
 
 NOW = T0 + timedelta(minutes=5)
 SOUTH = SITE.model_copy(
@@ -104,23 +103,12 @@ def test_an_ack_while_ingest_holds_the_write_lock_waits_its_turn(
     client: TestClient, engine: Engine
 ) -> None:
     gas = alert_id(client, school_id="s-1", level="II")
-    answers: list[int] = []
-    with engine.connect() as ingest:
-        ingest = ingest.execution_options(**WRITER)  # what an ingest batch holds while it stores
-        with ingest.begin():
-            ingest.execute(update(Gateway).values(agent_version="busy"))
-            acking = threading.Thread(
-                target=lambda: answers.append(
-                    client.post(
-                        f"/api/v1/alerts/{gas}/ack", headers=as_user(client, "north-ops")
-                    ).status_code
-                )
-            )
-            acking.start()
-            acking.join(timeout=1.0)  # the ack reads its caller, then waits for the lock
-        acking.join(timeout=60)
+    ops = as_user(client, "north-ops")
 
-    assert answers == [200]  # not a 500 "database is locked" on SQLite
+    def ack() -> httpx.Response:
+        return client.post(f"/api/v1/alerts/{gas}/ack", headers=ops)
+
+    assert while_ingest_writes(engine, ack).status_code == 200  # not a 500 "database is locked"
 
 
 def test_ack_needs_no_body_and_a_second_ack_is_a_conflict(client: TestClient) -> None:

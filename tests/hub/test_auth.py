@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +25,7 @@ from cloud_hub.auth.roles import Role
 from cloud_hub.settings import AuthSettings, HubSettings, OidcSettings
 from tests.auth_support import PASSWORD, bearer, make_user
 from tests.hub.builders import T0
+from tests.hub.write_lock import while_ingest_writes
 
 ISSUER = "https://idp.bureau.example/realms/edu"
 AUDIENCE = "campus-hub"
@@ -196,6 +198,21 @@ def test_an_expired_token_is_refused(
 def test_logout_revokes_the_token_at_once(client: TestClient, admin: str) -> None:
     assert client.post("/api/v1/auth/logout", headers=bearer(admin)).status_code == 204
 
+    assert client.get("/api/v1/schools", headers=bearer(admin)).status_code == 401
+
+
+def test_a_login_and_a_logout_while_ingest_holds_the_write_lock_wait_their_turn(
+    client: TestClient, engine: Engine, admin: str
+) -> None:
+    def login() -> httpx.Response:
+        return client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
+
+    def logout() -> httpx.Response:
+        return client.post("/api/v1/auth/logout", headers=bearer(admin))
+
+    assert while_ingest_writes(engine, login).status_code == 200  # not a 500 "database is locked"
+    assert while_ingest_writes(engine, logout).status_code == 204
+    client.cookies.clear()  # the login's cookie
     assert client.get("/api/v1/schools", headers=bearer(admin)).status_code == 401
 
 

@@ -4,14 +4,14 @@ reported by a gateway are listed the same way. (SQLite and PostgreSQL.)"""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol.messages import CommandResult, CommandStatus
@@ -20,12 +20,11 @@ from cloud_hub.api.main import create_app
 from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
 from cloud_hub.db import commands
-from cloud_hub.db.base import WRITER
-from cloud_hub.db.models import Gateway
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from cloud_hub.settings import HubSettings
 from tests.auth_support import bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, heartbeat, message
+from tests.hub.write_lock import while_ingest_writes
 
 NOW = T0 + timedelta(seconds=5)
 
@@ -235,21 +234,10 @@ def test_only_roles_that_may_act_on_the_school_can_send(
 def test_a_command_sent_while_ingest_holds_the_write_lock_waits_its_turn(
     client: TestClient, engine: Engine
 ) -> None:
-    answers: list[int] = []
-    with engine.connect() as ingest:
-        ingest = ingest.execution_options(**WRITER)  # what an ingest batch holds while it stores
-        with ingest.begin():
-            ingest.execute(update(Gateway).values(agent_version="busy"))
-            sending = threading.Thread(
-                target=lambda: answers.append(
-                    client.post(
-                        "/api/v1/devices/room-101-lights/commands?gateway_id=gw-1",
-                        json={"point": "group_0_set_level", "value": 120},
-                    ).status_code
-                )
-            )
-            sending.start()
-            sending.join(timeout=1.0)  # the route reads its caller, then waits for the lock
-        sending.join(timeout=60)
+    def send() -> httpx.Response:
+        return client.post(
+            "/api/v1/devices/room-101-lights/commands?gateway_id=gw-1",
+            json={"point": "group_0_set_level", "value": 120},
+        )
 
-    assert answers == [202]  # not a 500 "database is locked" on SQLite
+    assert while_ingest_writes(engine, send).status_code == 202  # not a 500 "database is locked"

@@ -20,6 +20,7 @@ from cloud_hub.api.main import create_app
 from cloud_hub.auth import audit
 from cloud_hub.auth.roles import Role
 from cloud_hub.cli import app as hub_cli
+from cloud_hub.db.base import create_schema, make_engine
 from cloud_hub.db.models import Alert, Device, Room, TelemetryWindow
 from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.registry import RegistryError, import_registry, read_registry
@@ -27,6 +28,7 @@ from cloud_hub.settings import HubSettings
 from device_profiles.schema import Profile
 from tests.auth_support import bearer, make_user
 from tests.hub.builders import SITE, T0, device_health, event, heartbeat, stats, telemetry
+from tests.hub.write_lock import while_ingest_writes
 
 REGISTRY_YAML = """
 districts:
@@ -112,6 +114,26 @@ def test_campus_hub_import_applies_the_file_and_names_unknown_profiles(
     assert "unknown profile 'acme_meter_v9'" in result.output
     assert again.exit_code == 2 and "No such file" in " ".join(again.output.split())
     assert "Traceback" not in again.output
+
+
+def test_campus_hub_import_while_ingest_holds_the_write_lock_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "reg.yaml"
+    path.write_text(REGISTRY_YAML, encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    engine = make_engine(url)
+    create_schema(engine)
+
+    result = while_ingest_writes(
+        engine,
+        lambda: CliRunner().invoke(
+            hub_cli, ["import", str(path), "--database-url", url, "--development"]
+        ),
+    )
+    engine.dispose()
+
+    assert result.exit_code == 0, result.output  # not "import failed: database is locked"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -28,6 +29,7 @@ from cloud_hub.settings import HubSettings, ProvisioningSettings
 from tests.auth_support import bearer, make_user
 from tests.broker_support import hub_port_client, hub_tls_params
 from tests.hub.builders import SITE, T0, heartbeat
+from tests.hub.write_lock import while_ingest_writes
 
 SOUTH = SITE.model_copy(update={"district_id": "d-south", "school_id": "s-2"})
 NEW_SCHOOL = {"school_id": "s-new", "district_id": "d-north", "school_name": "New School"}
@@ -110,6 +112,25 @@ async def test_approval_grants_broker_access_and_revoking_cuts_the_live_connecti
     with pytest.raises(aiomqtt.MqttCodeError, match=r"[Nn]ot authori[sz]ed|[Bb]ad user"):
         async with gateway_client(mosquitto_broker, "gw-new", password):
             pass
+
+
+def test_approving_and_revoking_while_ingest_holds_the_write_lock_wait_their_turn(
+    hub: tuple[TestClient, dict[str, Any]], engine: Engine
+) -> None:
+    client, users = hub
+
+    def approve() -> httpx.Response:
+        return client.post(
+            "/api/v1/gateways/gw-new/approve", json=NEW_SCHOOL, headers=users["north-ops"]
+        )
+
+    def revoke() -> httpx.Response:
+        return client.post("/api/v1/gateways/gw-new/revoke", headers=users["north-ops"])
+
+    assert while_ingest_writes(engine, approve).status_code == 200  # not a 500 "database is locked"
+    assert while_ingest_writes(engine, revoke).status_code == 200
+    listed = client.get("/api/v1/gateways", headers=users["north-ops"]).json()["data"]
+    assert [(g["gateway_id"], g["state"]) for g in listed] == [("gw-new", "revoked")]
 
 
 def test_approving_again_rotates_the_password_and_the_registry_knows_the_school(

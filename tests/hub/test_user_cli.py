@@ -14,6 +14,7 @@ from cloud_hub.cli import app
 from cloud_hub.db.base import make_engine, make_sessionmaker
 from cloud_hub.settings import HubSettings
 from tests.auth_support import PASSWORD, bearer, make_user
+from tests.hub.write_lock import while_ingest_writes
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -77,3 +78,22 @@ def test_mistakes_name_the_field_and_the_fix(tmp_path: Path) -> None:
     assert "no such user" in nobody.output
     for result in (wrong_level, bad_scope, short, nobody):
         assert result.exit_code in (1, 2) and "Traceback" not in result.output
+
+
+def test_user_commands_while_ingest_holds_the_write_lock_wait_their_turn(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    db = ["--database-url", url]
+    add = ["user", "add", "--password-stdin", "--role", "viewer", "--scope", "city:c", *db]
+    assert runner.invoke(app, [*add[:2], "first", *add[2:]], input=PASSWORD).exit_code == 0
+    engine = make_engine(url)
+
+    added = while_ingest_writes(
+        engine, lambda: runner.invoke(app, [*add[:2], "second", *add[2:]], input=PASSWORD)
+    )
+    issued = while_ingest_writes(
+        engine, lambda: runner.invoke(app, ["user", "token", "first", *db])
+    )
+    engine.dispose()
+
+    assert added.exit_code == 0, added.output  # not "database is locked"
+    assert issued.exit_code == 0, issued.output

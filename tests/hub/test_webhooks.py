@@ -16,7 +16,7 @@ from typing import ClassVar
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from campus_protocol import EventState
@@ -25,6 +25,7 @@ from cloud_hub.db.models import WebhookDelivery
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from cloud_hub.settings import WebhookSettings
 from tests.hub.builders import T0, device_health, event, heartbeat, stats, telemetry
+from tests.hub.write_lock import while_ingest_writes
 
 SECRET = "s3cret-for-tests"
 
@@ -92,6 +93,22 @@ def test_a_level_ii_alert_is_delivered_signed_and_retried_with_the_same_key(
     assert key == again == delivery.idempotency_key
     assert key.startswith("alert-") and key.split("-")[2] == "raise"
     assert (first["transition"], first["level"], first["device"]) == ("raise", "II", "gas-1")
+
+
+def test_a_delivery_recorded_while_ingest_holds_the_write_lock_waits_its_turn(
+    worker: IngestWorker, engine: Engine, sessions: sessionmaker[Session], receiver: str
+) -> None:
+    worker.process(*heartbeat(seq=1, devices=[device_health()]), now=T0)
+    worker.process(*event(seq=2, state=EventState.RAISED, at=T0))
+    notifier = Notifier(sessions, [hook(receiver)])
+    notifier.enqueue(now=T0)
+
+    with httpx.Client() as client:
+        sent = while_ingest_writes(engine, lambda: notifier.send_due(now=T0, client=client))
+
+    assert sent == 1  # its outcome recorded, not "database is locked" on SQLite
+    (delivery,) = deliveries(sessions)
+    assert (delivery.attempts, delivery.last_status) == (1, 503)
 
 
 def test_a_dead_webhook_never_holds_back_ingest_and_gives_up_after_its_attempts(

@@ -21,6 +21,7 @@ from cloud_hub.auth.ratelimit import LOGIN_ACTION, LoginLimit
 from cloud_hub.auth.roles import Role
 from cloud_hub.auth.tokens import issue_token, revoke_token
 from cloud_hub.auth.users import authenticate
+from cloud_hub.db.base import begin_write
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 page_router = APIRouter(include_in_schema=False)
@@ -60,14 +61,17 @@ def login(
         )
         session.commit()
 
-    if limit.blocked(session, username=body.username, source=source, now=now):
+    blocked = limit.blocked(session, username=body.username, source=source, now=now)
+    password = body.password
+    user = None if blocked else authenticate(session, username=body.username, password=password)
+    begin_write(session)  # after the password check: no write lock held while it hashes
+    if blocked:
         log(audit.Result.DENIED, "rate limited")
         raise HTTPException(
             429,
             "too many failed logins: wait and retry",
             headers={"Retry-After": str(int(auth.login_window_s))},
         )
-    user = authenticate(session, username=body.username, password=body.password)
     if user is None:
         log(audit.Result.DENIED, "wrong username or password")
         raise HTTPException(
@@ -97,6 +101,7 @@ def login(
 @router.post("/logout", status_code=204)
 def logout(user: CurrentUser, session: SessionDep, now: NowDep, response: Response) -> Response:
     """Revoke the token this request used (a JWT simply expires)."""
+    begin_write(session)
     if user.token_id is not None:
         revoke_token(session, token_id=user.token_id, now=now)
     audit.record(

@@ -22,6 +22,7 @@ from cloud_hub.auth.models import GatewayAccess
 from cloud_hub.auth.principal import Principal
 from cloud_hub.auth.roles import ScopeLevel
 from cloud_hub.certs import CertificateError
+from cloud_hub.db.base import begin_write
 from cloud_hub.db.models import District, School
 from cloud_hub.provisioning import (
     AccessState,
@@ -71,6 +72,7 @@ def approve_gateway(
     """Approve a gateway for a school: its broker password (shown once; approving again rotates
     it) and, on request, a client certificate from the hub CA. A school not yet known is created
     in ``district_id`` (which must be in scope; a new district only by a city administrator)."""
+    begin_write(session)
     log = _logger(session, user, "gateway.approve", f"gateway:{gateway_id}", now)
     if gateway_id == settings.broker.username:
         log(audit.Result.FAILED, "the hub's own broker user")
@@ -116,6 +118,7 @@ def revoke_gateway(
     gateway_id: GatewayId, request: Request, session: SessionDep, user: Reviewer, now: NowDep
 ) -> GatewayAccessPublic:
     """Take a gateway's broker access away: the broker closes its connection at once."""
+    begin_write(session)
     log = _logger(session, user, "gateway.revoke", f"gateway:{gateway_id}", now)
     access = find_access(session, gateway_id=gateway_id, scope=user.scope)
     if access is None or access.state != AccessState.APPROVED:
@@ -134,7 +137,7 @@ def _failed(
 ) -> HTTPException:
     """Undo the change, audit the failure, and say whose it is: 409 when this hub is not set up
     for it, 503 when the broker could not be updated (retry later)."""
-    session.rollback()
+    begin_write(session)  # rolls the change back
     log(audit.Result.FAILED, str(exc))
     return HTTPException(409 if isinstance(exc, NotConfigured) else 503, str(exc))
 

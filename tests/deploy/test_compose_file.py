@@ -308,3 +308,14 @@ def test_the_central_hub_consumes_its_own_broker_and_database(compose: dict[str,
         services[b]["volumes"][3].split(":")[0] for b in ("broker", "broker-d2", "central-broker")
     }
     assert len(passwords) == 3, "each broker has its own password file"
+
+
+def test_regional_hubs_forward_only_once_the_central_hub_has_subscribed(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    central = services["central-hub"]
+    port = central["environment"]["CAMPUS_HUB_API__PORT"]
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(central["healthcheck"]["test"])
+    for name in REGIONAL_HUBS:
+        assert services[name]["depends_on"]["central-hub"]["condition"] == "service_healthy"

@@ -290,9 +290,10 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
         }
         hubs = [central, *regional.values()]
         try:
-            for hub in hubs:
-                hub.start()
+            central.start()  # its persistent session exists before any regional hub forwards
             await central.healthy(ingest="subscribed")
+            for hub in regional.values():
+                hub.start()
             for hub in regional.values():
                 await hub.healthy(ingest="subscribed", federation="connected")
             async with AsyncExitStack() as stack:

@@ -123,9 +123,12 @@ def get_city_admin(request: Request, user: CurrentUser, now: NowDep) -> Principa
 CityAdmin = Annotated[Principal, Depends(get_city_admin)]
 
 
-def not_found(request: Request, *, user: Principal, now: datetime, what: str) -> HTTPException:
+def not_found(
+    request: Request, *, user: Principal, now: datetime, what: str, detail: str | None = None
+) -> HTTPException:
     """The 404 for an id that is unknown or out of ``user``'s scope (the same answer, so ids do
-    not leak), noted in the audit log; ``raise not_found(...)``."""
+    not leak), noted in the audit log; ``detail`` replaces "<what> not found";
+    ``raise not_found(...)``."""
     audit.record_now(
         request.app.state.sessions,
         actor=user,
@@ -136,7 +139,7 @@ def not_found(request: Request, *, user: Principal, now: datetime, what: str) ->
         source=client_address(request),
         detail=f"{what} not found in scope {user.scope}",
     )
-    return HTTPException(404, f"{what} not found")
+    return HTTPException(404, detail or f"{what} not found")
 
 
 def deny(

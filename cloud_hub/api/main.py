@@ -8,11 +8,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_hub.alerts.health import health_runner
 from cloud_hub.alerts.webhooks import Notifier
+from cloud_hub.api.reported import regional_only
 from cloud_hub.api.routes import (
     alerts,
     audit,
@@ -27,6 +28,7 @@ from cloud_hub.api.routes import (
     series,
     stream,
     system,
+    tier,
 )
 from cloud_hub.api.routes.web import add_web
 from cloud_hub.auth.oidc import JwtVerifier
@@ -120,10 +122,13 @@ def create_app(
     app = FastAPI(
         title="campus-iot hub", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    modules = (auth, districts, schools, devices, series, alerts, gateways, commands, kpis, city)
-    for module in (*modules, stream, audit, system):
+    for module in (auth, districts, schools, alerts, kpis, city, tier, stream, audit, system):
         app.include_router(module.router)
-    app.include_router(devices.approval_router)
+    # what only a regional hub keeps: a central hub answers 404 naming the regional hubs to ask
+    regional = [Depends(regional_only)]
+    for router in (devices.router, series.router, gateways.router, commands.router):
+        app.include_router(router, dependencies=regional)
+    app.include_router(devices.approval_router, dependencies=regional)
     app.include_router(auth.page_router)
     add_web(app)
     return app

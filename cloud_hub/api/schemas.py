@@ -235,3 +235,70 @@ class SchoolDetail(SchoolPublic):
 
     rooms: list[RoomDetail]
     active_alerts: list[AlertPublic]
+
+
+# ---- at a central hub: the same lists, as the regional hubs reported them -------------------
+
+
+class ReportedBy(BaseModel):
+    """At a central hub: the regional hub that reports a school, and what it last saw there."""
+
+    regional_hub: str
+    regional_hub_online: bool | None  # None: the regional hub never published its state
+    reported_at: datetime  # when the regional hub took this view
+    last_seen_at: datetime | None  # the school's newest gateway heartbeat
+    gateways: int
+    gateways_online: int
+
+
+class ReportedSchoolPublic(SchoolPublic):
+    reported_by: ReportedBy
+
+
+class ReportedSchoolsPublic(BaseModel):
+    data: list[ReportedSchoolPublic]
+    count: int
+
+
+class ReportedDistrictPublic(DistrictPublic):
+    regional_hub: str
+    regional_hub_online: bool | None
+    last_report_at: datetime
+
+
+class ReportedDistrictsPublic(BaseModel):
+    data: list[ReportedDistrictPublic]
+    count: int
+
+
+class ReportedAlertPublic(BaseModel):
+    """An alert of a regional hub as its forwarded transitions say; acting on it, and its
+    readings, are at that regional hub."""
+
+    id: str  # "<regional hub>:<its alert id>", unique across the city
+    regional_hub: str
+    alert_id: int  # the regional hub's own id
+    school_id: str | None
+    district_id: str | None
+    device: str
+    rule: str
+    severity: Severity
+    level: LevelPublic
+    state: str  # the state it entered last: open | acknowledged | resolved
+    opened_at: datetime
+    changed_at: datetime  # its newest transition
+    message: str
+
+
+class ReportedAlertsPublic(BaseModel):
+    data: list[ReportedAlertPublic]
+    count: int
+
+
+class TierPublic(BaseModel):
+    """Which tier this hub is, and (at a central hub) who reports the schools in your scope."""
+
+    role: str  # regional | central
+    schools: int
+    regional_hubs: list[str]  # empty at a regional hub
+    regional_hubs_online: int

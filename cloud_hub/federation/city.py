@@ -85,6 +85,8 @@ class SchoolReported:
     health: SchoolHealth
     name: str
     district_name: str
+    city_id: str
+    regional_hub_online: bool | None  # the reporting regional hub's retained state
 
 
 def schools(
@@ -96,9 +98,10 @@ def schools(
 ) -> list[SchoolReported]:
     """Every school as its regional hub last reported it, optionally of one status or district."""
     query = (
-        select(SchoolHealth, School.name, District.name)
+        select(SchoolHealth, School.name, District.name, District.city_id, RegionalHub.online)
         .outerjoin(School, School.id == SchoolHealth.school_id)
         .outerjoin(District, District.id == SchoolHealth.district_id)
+        .outerjoin(RegionalHub, RegionalHub.id == SchoolHealth.regional_hub_id)
         .order_by(SchoolHealth.district_id, SchoolHealth.school_id)
     )
     if scope is not None:
@@ -108,9 +111,73 @@ def schools(
     if district_id is not None:
         query = query.where(SchoolHealth.district_id == district_id)
     return [
-        SchoolReported(health, name or "", district or "")
-        for health, name, district in session.execute(query)
+        SchoolReported(health, name or "", district or "", city or "", online)
+        for health, name, district, city, online in session.execute(query)
     ]
+
+
+def regional_hubs(
+    session: Session,
+    *,
+    scope: Scope | None,
+    school_id: str | None = None,
+    district_id: str | None = None,
+    alert_id: int | None = None,
+) -> list[str]:
+    """The regional hubs that report a school (``school_id``), an alert of that id, a district,
+    or else any district in scope: the ones to ask for what only a regional hub keeps."""
+    if alert_id is not None:
+        query = select(AlertTransition.regional_hub_id).where(AlertTransition.alert_id == alert_id)
+        if scope is not None:
+            query = query.where(scope.schools(AlertTransition.school_id))
+    elif school_id is not None:
+        query = select(SchoolHealth.regional_hub_id).where(SchoolHealth.school_id == school_id)
+        if scope is not None:
+            query = query.where(scope.schools(SchoolHealth.school_id))
+    else:
+        query = select(DistrictReport.regional_hub_id)
+        if district_id is not None:
+            query = query.where(DistrictReport.district_id == district_id)
+        if scope is not None:
+            query = query.where(scope.districts(DistrictReport.district_id))
+    return sorted(set(session.scalars(query)))
+
+
+@dataclass(frozen=True)
+class AlertReported:
+    """An alert of a regional hub: its newest transition (its state now) and when it opened."""
+
+    newest: AlertTransition
+    opened_at: datetime
+
+    @property
+    def over(self) -> bool:
+        return self.newest.state in ENDED_STATES
+
+
+def alerts(
+    session: Session,
+    *,
+    scope: Scope | None,
+    district_id: str | None = None,
+    school_id: str | None = None,
+) -> list[AlertReported]:
+    """Every alert the regional hubs reported (in scope, of one district or school), as its
+    transitions say, oldest first."""
+    query = select(AlertTransition).order_by(AlertTransition.at, AlertTransition.id)
+    if scope is not None:
+        query = query.where(scope.schools(AlertTransition.school_id))
+    if district_id is not None:
+        query = query.where(AlertTransition.district_id == district_id)
+    if school_id is not None:
+        query = query.where(AlertTransition.school_id == school_id)
+    newest: dict[tuple[str, int], AlertTransition] = {}
+    opened: dict[tuple[str, int], datetime] = {}
+    for change in session.scalars(query):
+        key = (change.regional_hub_id, change.alert_id)
+        newest[key] = change
+        opened.setdefault(key, change.at)
+    return [AlertReported(change, opened[key]) for key, change in newest.items()]
 
 
 @dataclass
@@ -123,16 +190,11 @@ class AlertLevels:
 
 def alerts_by_level(session: Session, *, scope: Scope | None) -> AlertLevels:
     """Count every alert whose newest transition is not an end state, by severity."""
-    query = select(AlertTransition).order_by(AlertTransition.at, AlertTransition.id)
-    if scope is not None:
-        query = query.where(scope.schools(AlertTransition.school_id))
-    newest: dict[tuple[str, int], AlertTransition] = {}
-    for change in session.scalars(query):
-        newest[(change.regional_hub_id, change.alert_id)] = change
     levels = AlertLevels()
-    for change in newest.values():
-        if change.state in ENDED_STATES:
+    for alert in alerts(session, scope=scope):
+        if alert.over:
             continue
+        change = alert.newest
         levels.total[change.severity] = levels.total.get(change.severity, 0) + 1
         district = levels.by_district.setdefault(
             change.district_id or "", {s.value: 0 for s in Severity}

@@ -6,11 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from campus_protocol.messages import Severity
-from cloud_hub.alerts.levels import LEVELS
 from cloud_hub.alerts.lifecycle import (
     ACTIVE_STATES,
     TIERS,
@@ -18,7 +17,8 @@ from cloud_hub.alerts.lifecycle import (
     IllegalTransition,
     Transition,
 )
-from cloud_hub.api.deps import CurrentUser, NowDep, Operator, SessionDep, not_found
+from cloud_hub.api import reported
+from cloud_hub.api.deps import CurrentUser, NowDep, Operator, SessionDep, SettingsDep, not_found
 from cloud_hub.api.schemas import (
     AlertChangePublic,
     AlertComment,
@@ -26,13 +26,14 @@ from cloud_hub.api.schemas import (
     AlertPublic,
     AlertsPublic,
     IdQuery,
-    LevelPublic,
+    ReportedAlertsPublic,
 )
 from cloud_hub.auth import audit
 from cloud_hub.auth.principal import Principal
 from cloud_hub.db import alerts
 from cloud_hub.db.base import begin_write
 from cloud_hub.db.models import Alert
+from cloud_hub.federation import city
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -48,11 +49,10 @@ class StateQuery(StrEnum):
 
 
 def to_public(alert: Alert) -> AlertPublic:
-    level = LEVELS[Severity(alert.severity)]
     return AlertPublic.model_validate(
         {
             **{name: getattr(alert, name) for name in _COLUMNS},
-            "level": LevelPublic(code=level.code, name=level.name, colour=level.colour),
+            "level": reported.level_public(Severity(alert.severity)),
             "escalated_to": TIERS[min(alert.escalation_tier, len(TIERS) - 1)],
         }
     )
@@ -69,10 +69,11 @@ def to_detail(session: Session, alert: Alert) -> AlertDetail:
     )
 
 
-@router.get("", response_model=AlertsPublic)
+@router.get("", response_model=AlertsPublic | ReportedAlertsPublic)
 def list_alerts(
     session: SessionDep,
     user: CurrentUser,
+    settings: SettingsDep,
     state: StateQuery | None = None,
     district_id: IdQuery = None,
     school_id: IdQuery = None,
@@ -81,8 +82,22 @@ def list_alerts(
     until: Annotated[datetime | None, Query(alias="to", description="opened before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> AlertsPublic:
-    """Alerts newest first; ``count`` is how many match, ``data`` the page from ``offset``."""
+) -> AlertsPublic | ReportedAlertsPublic:
+    """Alerts newest first; ``count`` is how many match, ``data`` the page from ``offset``. At a
+    central hub: the regional hubs' alerts as their forwarded transitions say."""
+    if reported.is_central(settings):
+        return reported.alerts(
+            session,
+            scope=user.scope,
+            state=state.value if state is not None else None,
+            district_id=district_id,
+            school_id=school_id,
+            level=level,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
     states = () if state is None else _states(state)
     where = alerts.AlertFilter(
         states=states,
@@ -102,7 +117,30 @@ def _states(state: StateQuery) -> frozenset[AlertState]:
     return ACTIVE_STATES if state is StateQuery.ACTIVE else frozenset({AlertState(state.value)})
 
 
-@router.get("/{alert_id}", response_model=AlertDetail)
+def kept_here(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    now: NowDep,
+    alert_id: AlertId,
+) -> None:
+    """At a central hub an alert's record and its actions are at its regional hub: a 404 that
+    names it (an id no regional hub reported in scope: the plain 404)."""
+    if not reported.is_central(settings):
+        return
+    hubs = city.regional_hubs(session, scope=user.scope, alert_id=alert_id)
+    if not hubs:
+        raise not_found(request, user=user, now=now, what=f"alert {alert_id}")
+    raise reported.not_at_this_tier(
+        request, user=user, now=now, what=f"alert {alert_id}", hubs=hubs
+    )
+
+
+AtThisTier = [Depends(kept_here)]
+
+
+@router.get("/{alert_id}", response_model=AlertDetail, dependencies=AtThisTier)
 def get_alert(
     request: Request, session: SessionDep, user: CurrentUser, now: NowDep, alert_id: AlertId
 ) -> AlertDetail:
@@ -116,7 +154,7 @@ def get_alert(
 CommentBody = Annotated[AlertComment | None, Body()]
 
 
-@router.post("/{alert_id}/ack", response_model=AlertDetail)
+@router.post("/{alert_id}/ack", response_model=AlertDetail, dependencies=AtThisTier)
 def acknowledge(
     session: SessionDep, user: Operator, now: NowDep, alert_id: AlertId, body: CommentBody = None
 ) -> AlertDetail:
@@ -124,7 +162,7 @@ def acknowledge(
     return _change(session, user, now, alert_id, Transition.ACKNOWLEDGE, body)
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertDetail)
+@router.post("/{alert_id}/resolve", response_model=AlertDetail, dependencies=AtThisTier)
 def resolve(
     session: SessionDep, user: Operator, now: NowDep, alert_id: AlertId, body: CommentBody = None
 ) -> AlertDetail:

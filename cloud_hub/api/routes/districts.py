@@ -7,9 +7,15 @@ from collections import Counter
 from fastapi import APIRouter
 
 from campus_protocol.messages import Severity
+from cloud_hub.api import reported
 from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep
 from cloud_hub.api.hub_state import HearingDep
-from cloud_hub.api.schemas import DistrictPublic, DistrictsPublic, SchoolCounts
+from cloud_hub.api.schemas import (
+    DistrictPublic,
+    DistrictsPublic,
+    ReportedDistrictsPublic,
+    SchoolCounts,
+)
 from cloud_hub.db import topology
 from cloud_hub.db.alerts import active_by_district_and_level
 from cloud_hub.status import SchoolStatus, summarize_school
@@ -17,16 +23,19 @@ from cloud_hub.status import SchoolStatus, summarize_school
 router = APIRouter(prefix="/api/v1/districts", tags=["districts"])
 
 
-@router.get("", response_model=DistrictsPublic)
+@router.get("", response_model=DistrictsPublic | ReportedDistrictsPublic)
 def list_districts(
     session: SessionDep,
     user: CurrentUser,
     settings: SettingsDep,
     now: NowDep,
     hearing: HearingDep,
-) -> DistrictsPublic:
+) -> DistrictsPublic | ReportedDistrictsPublic:
     """Districts in your scope, each with how many of its schools are online, degraded or offline
-    and how many alerts are active (open or acknowledged) at each level."""
+    and how many alerts are active (open or acknowledged) at each level; at a central hub, as
+    their regional hubs reported them, with which hub and when."""
+    if reported.is_central(settings):
+        return reported.districts(session, scope=user.scope)
     statuses: dict[str, Counter[SchoolStatus]] = {}
     names: dict[str, tuple[str, str]] = {}
     for view in topology.list_schools(session, scope=user.scope):

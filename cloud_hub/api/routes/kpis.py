@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from campus_protocol.messages import Identifier
+from cloud_hub.api import reported
 from cloud_hub.api.deps import (
     CurrentUser,
     NowDep,
@@ -20,6 +21,7 @@ from cloud_hub.api.deps import (
 )
 from cloud_hub.auth.principal import Principal
 from cloud_hub.auth.roles import ScopeLevel
+from cloud_hub.federation import city
 from cloud_hub.kpis.compute import KpiReport, LessonTimes, Level, compute_kpis
 from cloud_hub.kpis.export import kpi_rows, to_csv
 
@@ -62,17 +64,26 @@ def get_kpis(
 ) -> KpisPublic | Response:
     """KPIs of one school, district or city in the caller's scope (without ``level`` and
     ``id``: the caller's own city, district or school). A level wider than the scope is refused
-    (403); a place outside it is not found (404), as an unknown one."""
+    (403); a place outside it is not found (404), as an unknown one. At a central hub: the
+    regional hubs' snapshots (as ``/api/v1/city/kpis``); a school's KPIs are at its regional hub."""
     level, id = place_in_scope(request, user, now, level, id)
-    report = compute_kpis(
-        session,
-        level=level,
-        id=id,
-        scope=user.scope,
-        now=now,
-        profiles=request.app.state.profiles,
-        lessons=LessonTimes.from_settings(settings.kpi),
-    )
+    if reported.is_central(settings):
+        if level is Level.SCHOOL and (
+            hubs := city.regional_hubs(session, scope=user.scope, school_id=id)
+        ):
+            what = f"school {id!r} KPIs"
+            raise reported.not_at_this_tier(request, user=user, now=now, what=what, hubs=hubs)
+        report = city.city_kpis(session, level=level, id=id, scope=user.scope, now=now)
+    else:
+        report = compute_kpis(
+            session,
+            level=level,
+            id=id,
+            scope=user.scope,
+            now=now,
+            profiles=request.app.state.profiles,
+            lessons=LessonTimes.from_settings(settings.kpi),
+        )
     if report is None:
         raise not_found(request, user=user, now=now, what=f"{level.value} {id!r}")
     return kpi_response(report, format=format, filename=f"kpis-{level.value}-{id}-{now:%Y%m%d}.csv")

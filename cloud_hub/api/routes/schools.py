@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from cloud_hub.alerts.lifecycle import ACTIVE_STATES
+from cloud_hub.api import reported
 from cloud_hub.api.deps import CurrentUser, NowDep, SessionDep, SettingsDep, not_found
 from cloud_hub.api.hub_state import HearingDep, ProfilesDep
 from cloud_hub.api.routes.alerts import to_public as alert_public
@@ -17,12 +18,14 @@ from cloud_hub.api.schemas import (
     DistrictRef,
     GatewayRef,
     IdQuery,
+    ReportedSchoolsPublic,
     RoomDetail,
     SchoolDetail,
     SchoolPublic,
     SchoolsPublic,
 )
 from cloud_hub.db import alerts, series, telemetry, topology
+from cloud_hub.federation import city
 from cloud_hub.status import (
     ALWAYS_HEARD,
     GatewayStatus,
@@ -73,7 +76,7 @@ def to_public(
     )
 
 
-@router.get("", response_model=SchoolsPublic)
+@router.get("", response_model=SchoolsPublic | ReportedSchoolsPublic)
 def list_schools(
     session: SessionDep,
     user: CurrentUser,
@@ -82,8 +85,11 @@ def list_schools(
     hearing: HearingDep,
     district_id: IdQuery = None,
     status: SchoolStatus | None = None,
-) -> SchoolsPublic:
-    """Schools with their gateway, device counts and online | degraded | offline status."""
+) -> SchoolsPublic | ReportedSchoolsPublic:
+    """Schools with their gateway, device counts and online | degraded | offline status; at a
+    central hub, as their regional hubs last reported them (``reported_by``)."""
+    if reported.is_central(settings):
+        return reported.schools(session, scope=user.scope, district_id=district_id, status=status)
     views = topology.list_schools(session, scope=user.scope, district_id=district_id)
     schools = [
         to_public(v, now=now, offline_after_s=settings.offline_after_s, hearing=hearing)
@@ -105,7 +111,14 @@ def get_school(
     profiles: ProfilesDep,
     school_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")],
 ) -> SchoolDetail:
-    """The school's summary, rooms with devices and latest values, and active alerts."""
+    """The school's summary, rooms with devices and latest values, and active alerts (at a
+    central hub: 404 naming the regional hub that keeps them)."""
+    if reported.is_central(settings):
+        hubs = city.regional_hubs(session, scope=user.scope, school_id=school_id)
+        if not hubs:
+            raise not_found(request, user=user, now=now, what=f"school {school_id!r}")
+        what = f"school {school_id!r} (its rooms, devices and alerts)"
+        raise reported.not_at_this_tier(request, user=user, now=now, what=what, hubs=hubs)
     view = topology.get_school(session, school_id=school_id, scope=user.scope)
     if view is None:
         raise not_found(request, user=user, now=now, what=f"school {school_id!r}")

@@ -27,7 +27,7 @@ from campus_protocol.envelope import Envelope
 from campus_protocol.messages import Command, MessageKind
 from campus_protocol.topics import downlink_topic
 from cloud_hub.db import commands
-from cloud_hub.db.base import WRITER
+from cloud_hub.db.base import write_transaction
 from cloud_hub.db.models import DeviceCommand
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ class CommandPublisher:
 
     async def _send_due(self, client: aiomqtt.Client) -> None:
         now = datetime.now(UTC)
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
+        with write_transaction(self._sessions) as session:
             expired = commands.expire_overdue(session, now=now)
             due = commands.due_for_sending(session, now=now, resend_s=self.resend_s)
             outgoing = [(c.id, c.gateway_id, command_body(c)) for c in due]
@@ -115,8 +114,7 @@ class CommandPublisher:
             COMMANDS_SENT.inc()
         if sent:
             self.sent += len(sent)
-            with self._sessions() as session, session.begin():
-                session.connection(execution_options=WRITER)
+            with write_transaction(self._sessions) as session:
                 for command_id in sent:
                     command = commands.get_command(session, command_id)
                     if command is not None:

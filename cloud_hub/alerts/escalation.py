@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_hub.alerts.lifecycle import TIERS, AlertState, Transition
 from cloud_hub.db import alerts
 from cloud_hub.db.alerts import HUB_ACTOR
-from cloud_hub.db.base import WRITER
+from cloud_hub.db.base import write_transaction
 from cloud_hub.db.models import Alert
 from cloud_hub.settings import EscalationSettings
 
@@ -31,8 +31,7 @@ class Escalation:
         """Escalate every open alert that waited long enough; returns how many steps were taken."""
         levels = [level.value for level in self.settings.levels]
         steps = 0
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
+        with write_transaction(self._sessions) as session:
             for tier, delay_s in enumerate(self._delays):
                 due = (
                     select(Alert)
@@ -59,4 +58,3 @@ class Escalation:
                     )
                     steps += 1
         return steps
-

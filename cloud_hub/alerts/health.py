@@ -30,7 +30,7 @@ from cloud_hub.alerts.conditions import follow
 from cloud_hub.alerts.escalation import Escalation
 from cloud_hub.db import alerts, feed
 from cloud_hub.db.alerts import HUB_ACTOR, Alarm, AlertKey
-from cloud_hub.db.base import WRITER
+from cloud_hub.db.base import write_transaction
 from cloud_hub.db.models import AlertSource, Approval, Device, Gateway
 from cloud_hub.settings import HubSettings
 from cloud_hub.status import GatewayStatus, Hearing, gateway_status
@@ -63,8 +63,7 @@ class HealthMonitor:
 
     def check(self, *, now: datetime, hearing: Hearing) -> None:
         """One pass over every gateway bound to a school, in one transaction."""
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
+        with write_transaction(self._sessions) as session:
             gateways = list(session.scalars(select(Gateway).where(Gateway.school_id.is_not(None))))
             present = alerts.active_conditions(session, gateway_ids=[g.id for g in gateways])
             devices: dict[str, list[Device]] = {g.id: [] for g in gateways}

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_hub.db.base import WRITER, dialect_insert, write_transaction
+from cloud_hub.db.base import dialect_insert, write_transaction
 from cloud_hub.db.models import Alert, AlertChange, WebhookDelivery
 from cloud_hub.settings import WebhookSettings
 
@@ -54,8 +54,7 @@ class Notifier:
     def enqueue(self, *, now: datetime) -> int:
         """Queue the alert changes each webhook has not queued yet; returns how many rows."""
         queued = 0
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
+        with write_transaction(self._sessions) as session:
             for hook in self.webhooks.values():
                 after = session.scalar(
                     select(func.max(WebhookDelivery.alert_change_id)).where(

@@ -35,7 +35,7 @@ from campus_protocol import (
 )
 from campus_protocol.errors import UnexpectedKind
 from campus_protocol.topics import Direction
-from cloud_hub.db.base import WRITER
+from cloud_hub.db.base import write_transaction
 from cloud_hub.federation import store
 from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.checks import IngestLimits, check_not_future
@@ -102,8 +102,7 @@ class FederationWorker:
     def prune_claims(self, older_than: datetime) -> int:
         """Delete dedupe claims made before ``older_than``; never raises (logged instead)."""
         try:
-            with self._sessions() as session, session.begin():
-                session.connection(execution_options=WRITER)
+            with write_transaction(self._sessions) as session:
                 return dedupe.prune(session, older_than=older_than)
         except SQLAlchemyError as exc:
             log.warning("pruning dedupe claims failed: %s", exc)
@@ -111,8 +110,7 @@ class FederationWorker:
 
     def _store(self, decoded: Sequence[tuple[int, Envelope]], now: datetime) -> dict[int, Outcome]:
         outcomes = {}
-        with self._sessions() as session, session.begin():
-            session.connection(execution_options=WRITER)
+        with write_transaction(self._sessions) as session:
             for index, envelope in decoded:
                 outcomes[index] = self._store_one(session, envelope, now)
         return outcomes

@@ -42,7 +42,7 @@ from campus_protocol.topics import Direction
 from cloud_hub.alerts.conditions import apply_event, follow, hub_rule_conditions
 from cloud_hub.db import alerts, commands, devices, topology
 from cloud_hub.db.alerts import HUB_ACTOR
-from cloud_hub.db.base import WRITER
+from cloud_hub.db.base import WRITER, write_transaction
 from cloud_hub.db.models import Approval
 from cloud_hub.db.telemetry import TelemetryRows
 from cloud_hub.ingest import collector, dedupe
@@ -194,8 +194,7 @@ class IngestWorker:
     def prune_claims(self, older_than: datetime) -> int:
         """Delete dedupe claims made before ``older_than``; never raises (logged instead)."""
         try:
-            with self._sessions() as session, session.begin():
-                session.connection(execution_options=WRITER)
+            with write_transaction(self._sessions) as session:
                 pruned = dedupe.prune(session, older_than=older_than)
         except SQLAlchemyError as exc:
             log.warning("pruning dedupe claims failed: %s", exc)

@@ -162,18 +162,18 @@ def _alert(alert: city.AlertReported) -> ReportedAlertPublic:
 
 def tier(session: Session, *, settings: HubSettings, scope: Scope) -> TierPublic:
     """This hub's tier; at a central hub, the schools in scope and the regional hubs reporting
-    them."""
+    them (offline: their retained state says so; never published counts as not offline)."""
     if not is_central(settings):
         count = session.scalar(select(func.count()).where(scope.schools(School.id)))
         return TierPublic(role=settings.role, schools=count or 0, regional_hubs=[],
-                          regional_hubs_online=0)  # fmt: skip
+                          regional_hubs_offline=0)  # fmt: skip
     reported = city.schools(session, scope=scope)
     online = {s.health.regional_hub_id: s.regional_hub_online for s in reported}
     return TierPublic(
         role=settings.role,
         schools=len(reported),
         regional_hubs=sorted(online),
-        regional_hubs_online=sum(1 for up in online.values() if up),
+        regional_hubs_offline=sum(1 for up in online.values() if up is False),
     )
 
 
@@ -188,7 +188,7 @@ def not_at_this_tier(
         user=user,
         now=now,
         what=what,
-        detail=f"not at this tier: {what} is kept at its regional hub, not at this central "
+        detail=f"not at this tier: {what} is kept at the regional hub, not at this central "
         f"hub; ask {ask}",
     )
 

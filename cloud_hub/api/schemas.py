@@ -301,4 +301,4 @@ class TierPublic(BaseModel):
     role: str  # regional | central
     schools: int
     regional_hubs: list[str]  # empty at a regional hub
-    regional_hubs_online: int
+    regional_hubs_offline: int  # whose retained state (or will) says offline

@@ -265,9 +265,9 @@ def test_the_tier_route_says_which_tier_a_hub_is(
     at_regional = tiers.regional.get("/api/v1/tier", headers=tiers.at_regional).json()
 
     assert at_central == {
-        "role": "central", "schools": 12, "regional_hubs": [REGIONAL], "regional_hubs_online": 0,
+        "role": "central", "schools": 12, "regional_hubs": [REGIONAL], "regional_hubs_offline": 0,
     }  # fmt: skip
     assert in_d2["schools"] == 4
     assert at_regional == {
-        "role": "regional", "schools": 12, "regional_hubs": [], "regional_hubs_online": 0,
+        "role": "regional", "schools": 12, "regional_hubs": [], "regional_hubs_offline": 0,
     }  # fmt: skip

@@ -35,7 +35,7 @@ export function alertsTable(alerts, schoolNames) {
       h("td", {}, levelBadge(a.severity)),
       h("td", {}, a.school_id ? h("a", { href: `#/school/${encodeURIComponent(a.school_id)}` }, schoolNames[a.school_id] || a.school_id) : ""),
       h("td", { class: "device-point" }, a.device, a.point ? h("div", { class: "muted small" }, a.point) : null),
-      h("td", { class: "num" }, `${num(a.value)} / ${num(a.threshold)}`),
+      h("td", { class: "num" }, a.value === undefined ? "" : `${num(a.value)} / ${num(a.threshold)}`),
       h("td", {}, a.message, a.standard ? h("div", { class: "muted small" }, a.standard) : null),
       h("td", {}, clock(a.opened_at)),
       stateCell(a)))));

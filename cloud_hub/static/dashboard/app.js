@@ -1,5 +1,7 @@
 // The operations dashboard: routes #/ (city), #/alerts and #/school/<id>. Pages re-render on
-// every event of the hub's stream and poll while it is down (``?poll=S`` sets that period).
+// every event of the hub's stream and poll while it is down (``?poll=S`` sets that period). The
+// header says which tier the hub is (GET /api/v1/tier): a central hub shows what its regional hubs
+// report, and its alerts are acted on at their regional hub.
 import { ApiError, get, signOut } from "./api.js";
 import { alertContext } from "./alerts.js";
 import { alertsView, cityView } from "./city.js";
@@ -11,6 +13,7 @@ import { forgetChart, schoolView } from "./school.js";
 const POLL_S = Number(new URLSearchParams(location.search).get("poll")) || 5;
 
 let me = null;
+let tier = null;
 let live = null;
 
 function banner(message) {
@@ -24,7 +27,7 @@ async function render() {
   const build = page === "school" && arg ? () => schoolView(decodeURIComponent(arg))
     : page === "alerts" ? alertsView : cityView;
   try {
-    const nodes = await build();
+    const [nodes] = await Promise.all([build(), showTier()]);
     const view = document.getElementById("view");
     view.replaceChildren(...nodes);
     view.dataset.page = page || "city";
@@ -52,6 +55,16 @@ function showUser() {
   document.getElementById("user").textContent = `${me.username} · ${t(`role_${me.role}`, {}, me.role)}`;
 }
 
+async function showTier() {
+  tier = await get("/api/v1/tier");
+  const el = document.getElementById("tier");
+  el.dataset.role = tier.role;
+  el.textContent = tier.role === "central"
+    ? t("tier_central", { n: tier.schools, hubs: tier.regional_hubs.length })
+      + (tier.regional_hubs_offline ? ` · ${t("tier_hubs_offline", { n: tier.regional_hubs_offline })}` : "")
+    : t("tier_regional", { n: tier.schools });
+}
+
 function applyLanguage() {
   translate();
   document.title = t("title");
@@ -70,7 +83,8 @@ async function main() {
   document.getElementById("signout").addEventListener("click", signOut);
   me = await get("/api/v1/auth/me");
   showUser();
-  Object.assign(alertContext, { mayAct: me.may_act, onChanged: refresh });
+  await showTier();
+  Object.assign(alertContext, { mayAct: me.may_act && tier.role !== "central", onChanged: refresh });
   window.addEventListener("hashchange", () => { forgetChart(); refresh(); });
   live = new LiveUpdates(refresh, POLL_S);
   live.start();

@@ -40,6 +40,7 @@ function schoolRow(school) {
       h("span", { class: `dot dot-${school.status}`, title: t(school.status) }),
       h("span", { class: "name" }, school.name || school.id),
       h("span", { class: "muted small" }, school.id),
+      school.reported_by ? h("span", { class: "muted small reported-by" }, `· ${school.reported_by.regional_hub}`) : null,
       h("span", { class: "spacer" }),
       level ? h("span", { class: "alert-count" }, levelBadge(level), ` ${school.alerts.length}`) : null,
       h("span", { class: "muted small" }, `${school.devices.online}/${school.devices.total} ${t("devices_online")}`),

@@ -37,6 +37,8 @@ const LABELS = {
     approval_pending: "待审核备案", approval_rejected: "已拒绝", profile_unknown: "本 hub 不认识该型号",
     room_classroom: "教室", room_lab: "实验室", room_canteen: "食堂", room_kitchen: "厨房",
     room_recording: "录播教室", room_office: "办公室", room_panel: "配电间",
+    tier_central: "市级中心 hub · {n} 所学校，由 {hubs} 个区县 hub 上报", tier_regional: "区县 hub · {n} 所学校",
+    tier_hubs_offline: "{n} 个区县 hub 离线",
   },
   en: {
     title: "Campus IoT operations", nav_city: "City", nav_alerts: "Alerts",
@@ -75,6 +77,8 @@ const LABELS = {
     approval_pending: "pending approval", approval_rejected: "rejected", profile_unknown: "profile unknown to this hub",
     room_classroom: "classroom", room_lab: "lab", room_canteen: "canteen", room_kitchen: "kitchen",
     room_recording: "recording classroom", room_office: "office", room_panel: "electrical room",
+    tier_central: "central hub · {n} schools reported by {hubs} regional hubs", tier_regional: "regional hub · {n} schools",
+    tier_hubs_offline: "{n} regional hubs offline",
   },
 };
 

@@ -1,6 +1,6 @@
 // The bureau's KPIs beside their 2025 targets (GET /api/v1/kpis), for the caller's own scope or
 // one school.
-import { get } from "./api.js";
+import { ApiError, get } from "./api.js";
 import { h, num } from "./dom.js";
 import { t } from "./i18n.js";
 
@@ -15,7 +15,13 @@ function verdict(kpi) {
 
 /** A section with the KPI table; ``query`` is e.g. ``level=school&id=s-1`` (empty: own scope). */
 export async function kpiSection(query = "") {
-  const body = await get(`/api/v1/kpis${query ? `?${query}` : ""}`);
+  let body;
+  try {
+    body = await get(`/api/v1/kpis${query ? `?${query}` : ""}`);
+  } catch (error) { // e.g. a school's KPIs at a central hub: kept at its regional hub
+    if (error instanceof ApiError && error.status === 404) return h("section", { class: "kpis" }, h("h2", {}, t("kpis")), h("p", { class: "muted" }, error.message));
+    throw error;
+  }
   const head = ["kpi_name", "kpi_value", "kpi_target", "kpi_verdict"];
   return h("section", { class: "kpis" },
     h("h2", {}, t("kpis"), h("span", { class: "muted small" }, ` ${t("kpi_schools", { n: body.schools })}`)),

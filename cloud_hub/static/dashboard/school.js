@@ -65,7 +65,7 @@ export async function schoolView(id) {
   try {
     school = await get(`/api/v1/schools/${encodeURIComponent(id)}`);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404) return [h("p", {}, t("school_not_found"), `: ${id}`)];
+    if (error instanceof ApiError && error.status === 404) return [h("p", { class: "not-found" }, t("school_not_found"), `: ${id}`, h("div", { class: "muted small" }, error.message))];
     throw error;
   }
   if (chart.school !== id) chart = { school: id, view: new HistoryChart() };

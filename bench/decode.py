@@ -42,8 +42,10 @@ def measure(label: str, decode: Callable[[], object], points: int, rounds: int) 
     for _ in range(rounds):
         decode()
     elapsed = time.perf_counter() - start
-    print(f"  {label:<34} {points * rounds / elapsed:>12,.0f} points/s"
-          f"  ({elapsed / rounds * 1e6:7.1f} µs per map)")
+    print(
+        f"  {label:<34} {points * rounds / elapsed:>12,.0f} points/s"
+        f"  ({elapsed / rounds * 1e6:7.1f} µs per map)"
+    )
 
 
 def run(name: str, modbus_map: ModbusMap, rounds: int) -> None:
@@ -53,15 +55,24 @@ def run(name: str, modbus_map: ModbusMap, rounds: int) -> None:
     arrays = [np.array(d, dtype=np.uint16) for d in data]
     points = sum(len(b.points) for b in blocks)
     print(f"{name}: {points} points in {len(blocks)} blocks, {rounds:,} rounds")
-    measure("decode_block (numpy, list input)",
-            lambda: [decode_block(b, d, modbus_map) for b, d in zip(blocks, data, strict=True)],
-            points, rounds)
-    measure("decode_block (numpy, uint16 array)",
-            lambda: [decode_block(b, a, modbus_map) for b, a in zip(blocks, arrays, strict=True)],
-            points, rounds)
-    measure("naive struct.unpack per point",
-            lambda: [naive_decode(b, d, modbus_map) for b, d in zip(blocks, data, strict=True)],
-            points, rounds)
+    measure(
+        "decode_block (numpy, list input)",
+        lambda: [decode_block(b, d, modbus_map) for b, d in zip(blocks, data, strict=True)],
+        points,
+        rounds,
+    )
+    measure(
+        "decode_block (numpy, uint16 array)",
+        lambda: [decode_block(b, a, modbus_map) for b, a in zip(blocks, arrays, strict=True)],
+        points,
+        rounds,
+    )
+    measure(
+        "naive struct.unpack per point",
+        lambda: [naive_decode(b, d, modbus_map) for b, d in zip(blocks, data, strict=True)],
+        points,
+        rounds,
+    )
 
 
 def main() -> None:
@@ -69,16 +80,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10_000)
     rounds = parser.parse_args().rounds
     print(f"command: {' '.join(sys.argv)}")
-    print(f"machine: {platform.platform()} {platform.machine()}"
-          f" ({platform.processor() or 'cpu unknown'})")
+    print(
+        f"machine: {platform.platform()} {platform.machine()}"
+        f" ({platform.processor() or 'cpu unknown'})"
+    )
     print(f"python {platform.python_version()}, numpy {np.__version__}")
     eastron = load_profiles()["eastron_sdm120"].modbus
     assert eastron is not None
     run("eastron_sdm120", eastron, rounds)
-    wide = ModbusMap(points=[
-        RegisterPoint(name=f"r{i}", address=i, type=RegisterType.UINT16, scale=0.1)
-        for i in range(120)
-    ])
+    wide = ModbusMap(
+        points=[
+            RegisterPoint(name=f"r{i}", address=i, type=RegisterType.UINT16, scale=0.1)
+            for i in range(120)
+        ]
+    )
     run("wide block, 120 x uint16", wide, max(rounds // 10, 1))
 
 

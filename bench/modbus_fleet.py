@@ -59,9 +59,7 @@ PROFILE = {
     "modbus": {
         "poll_interval_s": 1.0,
         "timeout_s": 2.0,  # the profile default
-        "points": [
-            {"name": f"v{i}", "address": 2 * i, "type": "float32"} for i in range(POINTS)
-        ],
+        "points": [{"name": f"v{i}", "address": 2 * i, "type": "float32"} for i in range(POINTS)],
     },
 }
 
@@ -112,9 +110,18 @@ def start_simulators(first_port: int, devices: int) -> list[subprocess.Popen[byt
         count = min(PER_PROCESS, devices - offset)
         processes.append(
             subprocess.Popen(
-                [PYTHON, "-m", "simulators.modbus_fleet_server",
-                 "--first-port", str(first_port + offset), "--devices", str(count)],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                [
+                    PYTHON,
+                    "-m",
+                    "simulators.modbus_fleet_server",
+                    "--first-port",
+                    str(first_port + offset),
+                    "--devices",
+                    str(count),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
         )
     for process in processes:
@@ -170,8 +177,10 @@ def fleet_config(
 
 async def plain_pymodbus_reads(first_port: int, devices: int, seconds: float) -> float:
     """Reads/s of plain pymodbus clients, one per device, all polling as fast as they can."""
-    clients = [AsyncModbusTcpClient("127.0.0.1", port=first_port + d, timeout=2, retries=0)
-               for d in range(devices)]
+    clients = [
+        AsyncModbusTcpClient("127.0.0.1", port=first_port + d, timeout=2, retries=0)
+        for d in range(devices)
+    ]
     await asyncio.gather(*(c.connect() for c in clients))
     done = 0
     deadline = time.perf_counter() + seconds
@@ -232,10 +241,23 @@ def measure(
         counter.take()
         if profile_svg is not None:
             spy = subprocess.Popen(
-                [str(Path(PYTHON).with_name("py-spy")), "record", "-p", str(agent.pid),
-                 "-d", str(int(seconds)), "-r", "50", "-o", str(profile_svg), "--nonblocking",
-                 "-f", "flamegraph" if profile_svg.suffix == ".svg" else "raw"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    str(Path(PYTHON).with_name("py-spy")),
+                    "record",
+                    "-p",
+                    str(agent.pid),
+                    "-d",
+                    str(int(seconds)),
+                    "-r",
+                    "50",
+                    "-o",
+                    str(profile_svg),
+                    "--nonblocking",
+                    "-f",
+                    "flamegraph" if profile_svg.suffix == ".svg" else "raw",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         cpu0, t0 = cpu_seconds(agent.pid), time.perf_counter()
         time.sleep(seconds)
@@ -245,8 +267,12 @@ def measure(
         agent.check_running()
         if points < 0.5 * devices * POINTS * (t1 - t0):
             lines = agent.log_path.read_text().splitlines()
-            print(f"  under half delivered; agent log ({len(lines)} lines) ends:",
-                  *lines[-12:], sep="\n    ", flush=True)
+            print(
+                f"  under half delivered; agent log ({len(lines)} lines) ends:",
+                *lines[-12:],
+                sep="\n    ",
+                flush=True,
+            )
         if spy is not None:
             spy.wait(timeout=seconds + 60)
     finally:
@@ -274,8 +300,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("devices", nargs="*", type=int, default=[200, 1000, 2000, 5000])
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="py-spy profile of the agent for the last N (.svg: flame graph)")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy profile of the agent for the last N (.svg: flame graph)",
+    )
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         sys.exit("mosquitto not found: make mosquitto (or apt-get install mosquitto)")
@@ -283,17 +313,22 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"command: {' '.join(sys.argv)}")
     print(f"machine: {machine()}")
-    header = (f"{'N':>5} {'expected pts/s':>14} {'delivered pts/s':>15} {'msgs/s':>7} "
-              f"{'CPU s/1000 pts':>14} {'% core':>7} {'peak RSS MB':>11} {'age p50 s':>9} "
-              f"{'age max s':>9} {'plain pymodbus reads/s':>22}")
+    header = (
+        f"{'N':>5} {'expected pts/s':>14} {'delivered pts/s':>15} {'msgs/s':>7} "
+        f"{'CPU s/1000 pts':>14} {'% core':>7} {'peak RSS MB':>11} {'age p50 s':>9} "
+        f"{'age max s':>9} {'plain pymodbus reads/s':>22}"
+    )
     print(header)
     for index, devices in enumerate(args.devices):
         svg = args.profile if index == len(args.devices) - 1 else None
         r = run_one(devices, args.seconds, svg)
-        print(f"{devices:>5} {r['expected_pts']:>14.0f} {r['delivered_pts']:>15.0f} "
-              f"{r['messages_s']:>7.1f} {r['cpu_per_1000']:>14.4f} {r['core_pct']:>7.1f} "
-              f"{r['rss_mb']:>11.0f} {r['age_p50']:>9.2f} {r['age_max']:>9.2f} "
-              f"{r['plain_reads_s']:>22.0f}", flush=True)
+        print(
+            f"{devices:>5} {r['expected_pts']:>14.0f} {r['delivered_pts']:>15.0f} "
+            f"{r['messages_s']:>7.1f} {r['cpu_per_1000']:>14.4f} {r['core_pct']:>7.1f} "
+            f"{r['rss_mb']:>11.0f} {r['age_p50']:>9.2f} {r['age_max']:>9.2f} "
+            f"{r['plain_reads_s']:>22.0f}",
+            flush=True,
+        )
     print(f"machine after: {machine()}")
 
 

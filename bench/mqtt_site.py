@@ -67,8 +67,10 @@ def publish(port: int, sensors: range, rate: float, seconds: float, sent: Any) -
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    payloads = [orjson.dumps({"temperature": 20 + s / 100, "humidity": 45.0, "co2": 600 + s})
-                for s in sensors]
+    payloads = [
+        orjson.dumps({"temperature": 20 + s / 100, "humidity": 45.0, "co2": 600 + s})
+        for s in sensors
+    ]
     topics = [f"sensors/s{s}/data" for s in sensors]
     done = 0
     last = None
@@ -121,8 +123,9 @@ class WindowCounter:
 
         body = orjson.loads(message.payload)["body"]
         windows = body.get("windows", [body])
-        counted = sum(w["points"]["temperature"]["count"] for w in windows
-                      if "temperature" in w["points"])
+        counted = sum(
+            w["points"]["temperature"]["count"] for w in windows if "temperature" in w["points"]
+        )
         age = time.time() - datetime.fromisoformat(windows[-1]["window_end"]).timestamp()
         with self._lock:
             self.messages += counted
@@ -219,10 +222,16 @@ def run_one(rate: float, seconds: float, processes: int) -> dict[str, float]:
         limit = plain_subscriber_rate(broker.site_port, rate, min(seconds, 10), processes)
         cpu = cpu1 - cpu0
         return {
-            "rate": rate, "sent": sent, "taken": taken, "delivered": delivered,
+            "rate": rate,
+            "sent": sent,
+            "taken": taken,
+            "delivered": delivered,
             "lost": sent - delivered,
-            "cpu_per_1000": 1000 * cpu / max(delivered, 1), "core_pct": 100 * cpu / seconds,
-            "rss_mb": rss, "age": age, "plain_msgs_s": limit,
+            "cpu_per_1000": 1000 * cpu / max(delivered, 1),
+            "core_pct": 100 * cpu / seconds,
+            "rss_mb": rss,
+            "age": age,
+            "plain_msgs_s": limit,
         }
 
 
@@ -253,15 +262,20 @@ def main() -> None:
         sys.exit("mosquitto not found: make mosquitto (or apt-get install mosquitto)")
     print(f"command: {' '.join(sys.argv)}")
     print(f"machine: {machine()}")
-    print(f"{'R msg/s':>8} {'sent':>8} {'taken':>8} {'delivered':>9} {'lost':>7} "
-          f"{'CPU s/1000 msgs':>15} "
-          f"{'% core':>7} {'peak RSS MB':>11} {'age at end s':>12} {'plain sub msgs/s':>16}")
+    print(
+        f"{'R msg/s':>8} {'sent':>8} {'taken':>8} {'delivered':>9} {'lost':>7} "
+        f"{'CPU s/1000 msgs':>15} "
+        f"{'% core':>7} {'peak RSS MB':>11} {'age at end s':>12} {'plain sub msgs/s':>16}"
+    )
     for rate in args.rates:
         r = run_one(rate, args.seconds, args.publishers)
-        print(f"{rate:>8.0f} {r['sent']:>8.0f} {r['taken']:>8.0f} {r['delivered']:>9.0f} "
-              f"{r['lost']:>7.0f} "
-              f"{r['cpu_per_1000']:>15.4f} {r['core_pct']:>7.1f} {r['rss_mb']:>11.0f} "
-              f"{r['age']:>12.2f} {r['plain_msgs_s']:>16.0f}", flush=True)
+        print(
+            f"{rate:>8.0f} {r['sent']:>8.0f} {r['taken']:>8.0f} {r['delivered']:>9.0f} "
+            f"{r['lost']:>7.0f} "
+            f"{r['cpu_per_1000']:>15.4f} {r['core_pct']:>7.1f} {r['rss_mb']:>11.0f} "
+            f"{r['age']:>12.2f} {r['plain_msgs_s']:>16.0f}",
+            flush=True,
+        )
     print(f"machine after: {machine()}")
 
 

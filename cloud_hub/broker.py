@@ -40,10 +40,7 @@ def acl_text(*hub_usernames: str) -> str:
     """The ACL file: the hub users (``hub`` unless named) see all uplinks; every other user only
     its own subtree."""
     hubs = "".join(
-        f"user {username}\n"
-        f"topic read {TOPIC_ROOT}/+/up/#\n"
-        f"topic write {TOPIC_ROOT}/+/down/#\n"
-        "\n"
+        f"user {username}\ntopic read {TOPIC_ROOT}/+/up/#\ntopic write {TOPIC_ROOT}/+/down/#\n\n"
         for username in hub_usernames or (HUB_USERNAME,)
     )
     return (

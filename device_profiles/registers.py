@@ -155,29 +155,40 @@ def _build_groups(block: ReadBlock, word_order: Order, byte_order: Order) -> tup
     groups = []
     for (rtype, words, bytes_), points in by_key.items():
         width = points[0].register_count
-        index = np.array([range(p.address - block.start, p.address - block.start + width)
-                          for p in points], dtype=np.intp)
+        index = np.array(
+            [range(p.address - block.start, p.address - block.start + width) for p in points],
+            dtype=np.intp,
+        )
         if words is Order.LITTLE:
             index = index[:, ::-1]
         bits = [-1 if p.bit is None else p.bit for p in points]
-        groups.append(_Group(
-            names=tuple(p.name for p in points),
-            dtype=np.dtype(_DTYPE[rtype]),
-            word_dtype=np.dtype(">u2" if bytes_ is Order.BIG else "<u2"),
-            index=np.ascontiguousarray(index),
-            scale=np.array([p.scale for p in points], dtype=np.float64),
-            offset=np.array([p.offset for p in points], dtype=np.float64),
-            is_float=rtype in _FLOATS,
-            bit=np.array(bits, dtype=np.int64) if any(b >= 0 for b in bits) else None,
-            bit_mask=(np.array([(1 << p.bits) - 1 for p in points], dtype=np.uint64)
-                      if any(b >= 0 for b in bits) else None),
-            nonzero=(np.array([p.nonzero for p in points])
-                     if any(p.nonzero for p in points) else None),
-            sentinels=tuple((i, frozenset(p.sentinels)) for i, p in enumerate(points)
-                            if p.sentinels),
-            value_maps=tuple((i, p.value_map) for i, p in enumerate(points) if p.value_map),
-            unsigned_mask=(1 << (16 * width)) - 1,
-        ))
+        groups.append(
+            _Group(
+                names=tuple(p.name for p in points),
+                dtype=np.dtype(_DTYPE[rtype]),
+                word_dtype=np.dtype(">u2" if bytes_ is Order.BIG else "<u2"),
+                index=np.ascontiguousarray(index),
+                scale=np.array([p.scale for p in points], dtype=np.float64),
+                offset=np.array([p.offset for p in points], dtype=np.float64),
+                is_float=rtype in _FLOATS,
+                bit=np.array(bits, dtype=np.int64) if any(b >= 0 for b in bits) else None,
+                bit_mask=(
+                    np.array([(1 << p.bits) - 1 for p in points], dtype=np.uint64)
+                    if any(b >= 0 for b in bits)
+                    else None
+                ),
+                nonzero=(
+                    np.array([p.nonzero for p in points])
+                    if any(p.nonzero for p in points)
+                    else None
+                ),
+                sentinels=tuple(
+                    (i, frozenset(p.sentinels)) for i, p in enumerate(points) if p.sentinels
+                ),
+                value_maps=tuple((i, p.value_map) for i, p in enumerate(points) if p.value_map),
+                unsigned_mask=(1 << (16 * width)) - 1,
+            )
+        )
     return tuple(groups)
 
 

@@ -91,8 +91,14 @@ class _DeviceProtocol(asyncio.Protocol):
 
 
 async def serve_fleet(
-    first_port: int, devices: int, *, host: str = "127.0.0.1", update_s: float = 1.0,
-    registers: int = 16, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+    first_port: int,
+    devices: int,
+    *,
+    host: str = "127.0.0.1",
+    update_s: float = 1.0,
+    registers: int = 16,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, int]:
     """Serve ``devices`` devices on ``first_port``.. until ``stop`` is set; returns counts."""
     image = FleetImage(devices, registers)
@@ -101,7 +107,9 @@ async def serve_fleet(
     loop = asyncio.get_running_loop()
     servers = [
         await loop.create_server(
-            lambda i=index: _DeviceProtocol(image, i, stats), host, first_port + index,  # type: ignore[misc]
+            lambda i=index: _DeviceProtocol(image, i, stats),  # type: ignore[misc]
+            host,
+            first_port + index,
             backlog=16,
         )
         for index in range(devices)
@@ -136,8 +144,9 @@ def main(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         ready = asyncio.Event()
-        task = asyncio.create_task(serve_fleet(first_port, devices, host=host, ready=ready,
-                                               stop=stop))
+        task = asyncio.create_task(
+            serve_fleet(first_port, devices, host=host, ready=ready, stop=stop)
+        )
         waiting = asyncio.create_task(ready.wait())
         await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if not ready.is_set():  # a port was taken: say so, and exit non-zero
@@ -147,8 +156,10 @@ def main(
             except OSError as exc:
                 print(f"cannot serve: {exc}", flush=True)
                 raise typer.Exit(1) from None
-        print(f"serving {devices} devices on {host}:{first_port}..{first_port + devices - 1}",
-              flush=True)
+        print(
+            f"serving {devices} devices on {host}:{first_port}..{first_port + devices - 1}",
+            flush=True,
+        )
         stats = await task
         print(f"served {stats['reads']} reads", flush=True)
 

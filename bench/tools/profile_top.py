@@ -26,8 +26,10 @@ def main() -> None:
         if not stack:
             continue
         samples = int(count)
-        frames = [f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") if "(" in f else f
-                  for f in stack.split(";")]
+        frames = [
+            f.split(" (")[0] + " " + f.split("/")[-1].rstrip(")") if "(" in f else f
+            for f in stack.split(";")
+        ]
         total += samples
         for frame in set(frames):
             inclusive[frame] += samples

@@ -108,9 +108,10 @@ def scan_command(
     for finding in found:
         best = finding.matches[0] if finding.matches else None
         sample = ", ".join(f"{k}={v:g}" for k, v in best.sample.items()) if best else ""
-        profiles_text = ", ".join(
-            f"{m.profile}{' *' if m.default_unit else ''}" for m in finding.matches
-        ) or "no known profile"
+        profiles_text = (
+            ", ".join(f"{m.profile}{' *' if m.default_unit else ''}" for m in finding.matches)
+            or "no known profile"
+        )
         table_out.add_row(str(finding.unit), finding.note, profiles_text, sample)
     console.print(f"{bus.describe()}: {len(found)} of {len(ids)} unit ids answered")
     if found:

@@ -90,8 +90,11 @@ async def _check_tls(hub: HubBrokerSettings, timeout_s: float) -> Finding:
     try:
         context = _tls_context(hub)
     except (OSError, ssl.SSLError) as exc:
-        return Finding("tls", f"cannot load hub.tls files ({exc})",
-                       "check the paths and permissions of hub.tls.ca_file / cert_file / key_file")
+        return Finding(
+            "tls",
+            f"cannot load hub.tls files ({exc})",
+            "check the paths and permissions of hub.tls.ca_file / cert_file / key_file",
+        )
     try:
         async with asyncio.timeout(timeout_s):
             _, writer = await asyncio.open_connection(
@@ -200,12 +203,18 @@ def check_clock(now: datetime, synchronised: bool | None) -> Finding:
     """``synchronised`` is what time sync reports, None when it cannot be asked."""
     shown = now.isoformat(timespec="seconds")
     if now < EARLIEST_PLAUSIBLE:
-        return Finding("clock", f"the clock reads {shown}",
-                       "set the date and enable time sync (timedatectl set-ntp true): TLS "
-                       "certificates and reading timestamps depend on it")
+        return Finding(
+            "clock",
+            f"the clock reads {shown}",
+            "set the date and enable time sync (timedatectl set-ntp true): TLS "
+            "certificates and reading timestamps depend on it",
+        )
     if synchronised is False:
-        return Finding("clock", f"{shown}, not synchronised",
-                       "enable time sync (timedatectl set-ntp true, or chrony)")
+        return Finding(
+            "clock",
+            f"{shown}, not synchronised",
+            "enable time sync (timedatectl set-ntp true, or chrony)",
+        )
     state = "synchronised" if synchronised else "time sync status unknown"
     return Finding("clock", f"{shown} ({state})")
 
@@ -226,9 +235,11 @@ def time_synchronised() -> bool | None:
 def check_disk(path: Path, *, free: int, total: int) -> Finding:
     mib = free // 1024**2
     if free < MIN_FREE_BYTES or free < total * MIN_FREE_FRACTION:
-        return Finding("disk", f"only {mib} MiB free for {path}",
-                       "free space or move data_dir: the outbox holds readings while the "
-                       "uplink is down")
+        return Finding(
+            "disk",
+            f"only {mib} MiB free for {path}",
+            "free space or move data_dir: the outbox holds readings while the uplink is down",
+        )
     return Finding("disk", f"{mib} MiB free for {path}")
 
 

@@ -50,10 +50,14 @@ def register_maps(draw: Any, *, with_flags: bool = False) -> ModbusMap:
     points = []
     for index in range(draw(st.integers(min_value=1, max_value=12))):
         if with_flags and draw(st.integers(0, 5)) == 0:
-            points.append(RegisterPoint(
-                name=f"p{index}", table=RegisterTable.COIL, type=RegisterType.BOOL,
-                address=draw(st.integers(min_value=0, max_value=200)),
-            ))
+            points.append(
+                RegisterPoint(
+                    name=f"p{index}",
+                    table=RegisterTable.COIL,
+                    type=RegisterType.BOOL,
+                    address=draw(st.integers(min_value=0, max_value=200)),
+                )
+            )
             continue
         rtype = draw(st.sampled_from(NUMERIC))
         bit = None
@@ -61,17 +65,19 @@ def register_maps(draw: Any, *, with_flags: bool = False) -> ModbusMap:
             bit = draw(st.integers(min_value=0, max_value=15))
         table = draw(st.sampled_from(WORD_TABLES))
         writable = table is RegisterTable.HOLDING and draw(st.booleans())
-        points.append(RegisterPoint(
-            name=f"p{index}",
-            table=table,
-            address=draw(st.integers(min_value=0, max_value=200)),
-            type=rtype,
-            word_order=draw(st.sampled_from([None, *Order])),
-            byte_order=draw(st.sampled_from([None, *Order])),
-            bit=bit,
-            writable=writable,
-            write_only=writable and draw(st.booleans()),
-        ))
+        points.append(
+            RegisterPoint(
+                name=f"p{index}",
+                table=table,
+                address=draw(st.integers(min_value=0, max_value=200)),
+                type=rtype,
+                word_order=draw(st.sampled_from([None, *Order])),
+                byte_order=draw(st.sampled_from([None, *Order])),
+                bit=bit,
+                writable=writable,
+                write_only=writable and draw(st.booleans()),
+            )
+        )
     return ModbusMap(
         word_order=draw(st.sampled_from(list(Order))),
         byte_order=draw(st.sampled_from(list(Order))),
@@ -145,11 +151,21 @@ def test_scaled_integer_values_survive_encode_then_decode(
     fraction: float,
 ) -> None:
     bits = 16 * REGISTER_COUNT[rtype]
-    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if rtype.startswith("int") else (
-        0, (1 << bits) - 1)
+    low, high = (
+        (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        if rtype.startswith("int")
+        else (0, (1 << bits) - 1)
+    )
     raw = low + round(fraction * (high - low))
-    point = RegisterPoint(name="x", address=10, type=rtype, scale=scale, offset=offset,
-                          word_order=word_order, byte_order=byte_order)
+    point = RegisterPoint(
+        name="x",
+        address=10,
+        type=rtype,
+        scale=scale,
+        offset=offset,
+        word_order=word_order,
+        byte_order=byte_order,
+    )
     modbus_map = ModbusMap(points=[point])
     value = raw * scale + offset
     (block,) = plan_reads(modbus_map)
@@ -165,8 +181,9 @@ def test_scaled_integer_values_survive_encode_then_decode(
 def test_float32_values_survive_encode_then_decode(
     value: float, word_order: Order, byte_order: Order
 ) -> None:
-    point = RegisterPoint(name="x", address=0, type=RegisterType.FLOAT32,
-                          word_order=word_order, byte_order=byte_order)
+    point = RegisterPoint(
+        name="x", address=0, type=RegisterType.FLOAT32, word_order=word_order, byte_order=byte_order
+    )
     modbus_map = ModbusMap(points=[point])
     (block,) = plan_reads(modbus_map)
     assert decode_block(block, encode_point(point, value, modbus_map), modbus_map).values == {
@@ -218,8 +235,7 @@ def test_string_points_agree_with_pymodbus(registers: list[int]) -> None:
         expected = data.decode("utf-8")
     except UnicodeDecodeError:
         return  # pymodbus refuses what is not UTF-8; we replace it
-    point = RegisterPoint(name="serial", address=0, type=RegisterType.STRING,
-                          length=len(registers))
+    point = RegisterPoint(name="serial", address=0, type=RegisterType.STRING, length=len(registers))
     modbus_map = ModbusMap(points=[point])
     (block,) = plan_reads(modbus_map)
     pymodbus_text = ModbusTcpClient.convert_from_registers(registers, DATATYPE.STRING)

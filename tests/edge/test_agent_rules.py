@@ -36,9 +36,7 @@ async def test_gas_levels_raise_ii_then_i_and_clear_as_polled(
 ) -> None:
     profiles = load_profiles()
     server = await modbus_server(profiles[GAS], {"concentration": 5.0})
-    agent = Agent(
-        settings(mosquitto_broker, tmp_path, [gas_detector(server.port)]), profiles
-    )
+    agent = Agent(settings(mosquitto_broker, tmp_path, [gas_detector(server.port)]), profiles)
     async with hub_listener(mosquitto_broker) as received:
         task = asyncio.create_task(agent.run())
 

@@ -15,7 +15,10 @@ from edge_agent.sources.base import Reading
 from tests.protocol.strategies import telemetry
 
 RELAY = DeviceMeta(
-    profile="relay_board", room="r101", units={}, changes=frozenset({"relay"}),
+    profile="relay_board",
+    room="r101",
+    units={},
+    changes=frozenset({"relay"}),
     raw=frozenset({"current"}),
 )
 T0 = 1_700_000_000.0  # a multiple of 10

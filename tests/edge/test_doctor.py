@@ -71,9 +71,7 @@ async def test_a_sound_gateway_passes_every_check(
 async def test_a_connected_agent_is_not_kicked_off_to_check_its_password(
     tmp_path: Path, mosquitto_broker: MosquittoBroker
 ) -> None:
-    path = write_config(
-        tmp_path, mosquitto_broker, top={"devices": [], "status_port": free_port()}
-    )
+    path = write_config(tmp_path, mosquitto_broker, top={"devices": [], "status_port": free_port()})
     agent = Agent(load_agent_settings(path), load_profiles(), stop_grace_s=1.0)
     running = asyncio.create_task(agent.run())
     try:

@@ -44,8 +44,13 @@ PROFILE = Profile.model_validate(
                 {"name": "voltage", "address": 0, "type": "float32", "unit": "V"},
                 {"name": "current", "address": 2, "type": "int16", "scale": 0.01, "unit": "A"},
                 {"name": "energy", "address": 3, "type": "uint64", "unit": "Wh"},
-                {"name": "setpoint", "address": 10, "type": "uint16", "scale": 0.1,
-                 "writable": True},
+                {
+                    "name": "setpoint",
+                    "address": 10,
+                    "type": "uint16",
+                    "scale": 0.1,
+                    "writable": True,
+                },
             ],
         },
     }
@@ -53,15 +58,24 @@ PROFILE = Profile.model_validate(
 
 
 def served(unit: int) -> ServedUnit:
-    values = {"voltage": 220.0 + unit, "current": 1.5 * unit, "energy": 10**12 + unit,
-              "setpoint": 20.0}
+    values = {
+        "voltage": 220.0 + unit,
+        "current": 1.5 * unit,
+        "energy": 10**12 + unit,
+        "setpoint": 20.0,
+    }
     device = SimulatedDevice(f"meter-{unit}", PROFILE, seed=unit, fixed_values=values)
     return ServedUnit(unit, device)
 
 
 def rtu_device(unit: int, serial_port: Path, **extra: Any) -> DeviceConfig:
-    modbus = {"transport": "rtu", "serial_port": str(serial_port), "baudrate": 115200,
-              "unit_id": unit, **extra}
+    modbus = {
+        "transport": "rtu",
+        "serial_port": str(serial_port),
+        "baudrate": 115200,
+        "unit_id": unit,
+        **extra,
+    }
     return DeviceConfig.model_validate(
         {"id": f"meter-{unit}", "profile": PROFILE.id, "room": "pnl1", "modbus": modbus}
     )
@@ -84,8 +98,11 @@ def line(tmp_path: Path) -> Iterator[PtyPair]:
 async def rtu_line_server(line: PtyPair) -> AsyncIterator[ModbusSimServer]:
     """Units 1, 2 and 3 on the device end of the line."""
     server = ModbusSimServer(
-        [served(1), served(2), served(3)], clock=SimClock(), transport="rtu",
-        serial_port=str(line.device_end), baudrate=115200,
+        [served(1), served(2), served(3)],
+        clock=SimClock(),
+        transport="rtu",
+        serial_port=str(line.device_end),
+        baudrate=115200,
     )
     await server.start()
     yield server
@@ -182,8 +199,9 @@ async def test_rtu_serial_line_that_disappears_is_reopened_when_it_returns(
 
 async def test_rtu_over_tcp_converter_that_drops_the_connection_is_reconnected() -> None:
     port = free_port()
-    server = ModbusSimServer([served(1), served(7)], clock=SimClock(), port=port,
-                             transport="rtu_over_tcp")
+    server = ModbusSimServer(
+        [served(1), served(7)], clock=SimClock(), port=port, transport="rtu_over_tcp"
+    )
     await server.start()
     coordinators = build_coordinators(
         [(rtu_over_tcp_device(unit, port), PROFILE) for unit in (1, 7)]
@@ -222,7 +240,12 @@ def test_rtu_devices_on_one_line_must_agree_on_its_baud_rate() -> None:
     ]
     with pytest.raises(ValueError, match=r"devices\[1\]\.modbus: serial line /dev/ttyUSB0"):
         AgentSettings.model_validate(
-            {"gateway": {"id": "gw-1", "site": {"city_id": "c", "district_id": "d",
-                                                "school_id": "s"}},
-             "development": True, "devices": devices}
+            {
+                "gateway": {
+                    "id": "gw-1",
+                    "site": {"city_id": "c", "district_id": "d", "school_id": "s"},
+                },
+                "development": True,
+                "devices": devices,
+            }
         )

@@ -27,19 +27,33 @@ PROFILE = Profile.model_validate(
         "modbus": {
             "timeout_s": 0.3,
             "points": [
-                {"name": "level", "address": 0, "type": "uint16", "scale": 0.1,
-                 "writable": True},
-                {"name": "mode", "address": 1, "type": "uint16", "bit": 4, "bits": 3,
-                 "writable": True},
+                {"name": "level", "address": 0, "type": "uint16", "scale": 0.1, "writable": True},
+                {
+                    "name": "mode",
+                    "address": 1,
+                    "type": "uint16",
+                    "bit": 4,
+                    "bits": 3,
+                    "writable": True,
+                },
                 {"name": "limit", "address": 2, "type": "float32", "writable": True},
                 {"name": "clamped", "address": 20, "type": "uint16", "writable": True},
-                {"name": "scene", "address": 30, "type": "uint16", "writable": True,
-                 "write_only": True},
+                {
+                    "name": "scene",
+                    "address": 30,
+                    "type": "uint16",
+                    "writable": True,
+                    "write_only": True,
+                },
                 {"name": "locked", "address": 40, "type": "uint16", "writable": True},
-                {"name": "state", "address": 5, "type": "uint16",
-                 "value_map": {0: 0, 3: 1}, "writable": True},
-                {"name": "relay", "table": "coil", "address": 3, "type": "bool",
-                 "writable": True},
+                {
+                    "name": "state",
+                    "address": 5,
+                    "type": "uint16",
+                    "value_map": {0: 0, 3: 1},
+                    "writable": True,
+                },
+                {"name": "relay", "table": "coil", "address": 3, "type": "bool", "writable": True},
                 {"name": "serial", "address": 50, "type": "string", "length": 2},
             ],
         },
@@ -51,8 +65,9 @@ PROFILE = Profile.model_validate(
 async def device_port() -> AsyncIterator[int]:
     """A controller: register 20 never holds more than 100, register 40 refuses writes."""
 
-    async def action(fc: int, start: int, address: int, count: int, registers: list[int],
-                     set_values: Any) -> ExcCodes | None:
+    async def action(
+        fc: int, start: int, address: int, count: int, registers: list[int], set_values: Any
+    ) -> ExcCodes | None:
         if set_values is not None and address == 40:
             return ExcCodes.ILLEGAL_VALUE
         if set_values is None and fc == 3 and address <= 20 < address + count:
@@ -79,8 +94,12 @@ async def device_port() -> AsyncIterator[int]:
 @pytest.fixture
 async def coordinator(device_port: int) -> AsyncIterator[DeviceCoordinator]:
     config = DeviceConfig.model_validate(
-        {"id": "r101-lights", "profile": PROFILE.id, "room": "r101",
-         "modbus": {"host": "127.0.0.1", "port": device_port}}
+        {
+            "id": "r101-lights",
+            "profile": PROFILE.id,
+            "room": "r101",
+            "modbus": {"host": "127.0.0.1", "port": device_port},
+        }
     )
     coordinator = DeviceCoordinator(config, PROFILE)
     yield coordinator

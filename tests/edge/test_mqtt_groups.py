@@ -26,11 +26,14 @@ SENSOR = Profile.model_validate(
         "protocol": "mqtt",
         "mqtt": {
             "points": [
-                {"name": "temperature", "path": "$.readings[0].value", "unit": "°C",
-                 "source_unit": "°F"},
+                {
+                    "name": "temperature",
+                    "path": "$.readings[0].value",
+                    "unit": "°C",
+                    "source_unit": "°F",
+                },
                 {"name": "humidity", "path": "readings[1].value", "unit": "%"},
-                {"name": "battery", "path": "status.battery_mv", "unit": "V",
-                 "source_unit": "mV"},
+                {"name": "battery", "path": "status.battery_mv", "unit": "V", "source_unit": "mV"},
             ],
         },
     }
@@ -38,12 +41,16 @@ SENSOR = Profile.model_validate(
 
 
 def payload(fahrenheit: float, humidity: float = 45.0) -> bytes:
-    return orjson.dumps({"readings": [{"value": fahrenheit}, {"value": humidity}],
-                         "status": {"battery_mv": 3010}})
+    return orjson.dumps(
+        {"readings": [{"value": fahrenheit}, {"value": humidity}], "status": {"battery_mv": 3010}}
+    )
 
 
-def source(group: dict[str, object], found: list[tuple[str, str, str]],
-           broker: SiteBrokerSettings | None = None) -> MqttSiteSource:
+def source(
+    group: dict[str, object],
+    found: list[tuple[str, str, str]],
+    broker: SiteBrokerSettings | None = None,
+) -> MqttSiteSource:
     return MqttSiteSource(
         broker or SiteBrokerSettings(),
         [],

@@ -128,9 +128,9 @@ def test_stored_windows_reach_the_bucket_as_gzip_line_protocol(
 
     assert server.problems == []
     assert sorted(server.stored) == [
-        'campus_window,node=gw-1,device=co2-1,profile=sensecap_s_co2_03,room=r101,point=co2 '
+        "campus_window,node=gw-1,device=co2-1,profile=sensecap_s_co2_03,room=r101,point=co2 "
         'count=1i,min=500.0,max=500.0,mean=500.0,last=500.0,unit="ppm" 1772438410000',
-        'campus_window,node=gw-1,device=co2-2,profile=sensecap_s_co2_03,room=r101,point=co2 '
+        "campus_window,node=gw-1,device=co2-2,profile=sensecap_s_co2_03,room=r101,point=co2 "
         'count=1i,min=510.0,max=510.0,mean=510.0,last=510.0,unit="ppm" 1772438410000',
     ]
     assert sink.written == 2 and sink.dropped == {}

@@ -547,8 +547,12 @@ def test_an_invalid_outbox_report_is_an_invalid_body(overrides: dict[str, Any]):
 @given(envelope=envelopes())
 def test_a_stored_body_spliced_into_an_envelope_decodes_to_the_same_envelope(envelope: Envelope):
     payload = encode_stored(
-        node=envelope.node, epoch=envelope.epoch, seq=envelope.seq, kind=envelope.kind,
-        body_json=envelope.body.model_dump_json().encode(), sent_at=envelope.sent_at,
+        node=envelope.node,
+        epoch=envelope.epoch,
+        seq=envelope.seq,
+        kind=envelope.kind,
+        body_json=envelope.body.model_dump_json().encode(),
+        sent_at=envelope.sent_at,
     )
     assert decode(payload) == envelope
     assert len(payload) == len(encode(envelope))
@@ -564,8 +568,13 @@ def test_a_stored_body_that_is_not_a_json_object_is_an_invalid_body(stored: byte
 def test_a_spliced_envelope_past_the_bound_is_too_large():
     body = ConfigDesired(revision=1, config={"blob": "x" * MAX_MESSAGE_BYTES})
     with pytest.raises(TooLarge):
-        encode_stored(node="gw-1", epoch="e", seq=1, kind=MessageKind.CONFIG,
-                      body_json=body.model_dump_json().encode())
+        encode_stored(
+            node="gw-1",
+            epoch="e",
+            seq=1,
+            kind=MessageKind.CONFIG,
+            body_json=body.model_dump_json().encode(),
+        )
 
 
 @pytest.mark.parametrize(

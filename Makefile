@@ -61,6 +61,7 @@ test: venv mosquitto chromium socat
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: venv mosquitto socat

@@ -161,23 +161,35 @@ def alerts(
     scope: Scope | None,
     district_id: str | None = None,
     school_id: str | None = None,
+    open_only: bool = False,
 ) -> list[AlertReported]:
-    """Every alert the regional hubs reported (in scope, of one district or school), as its
-    transitions say, oldest first."""
-    query = select(AlertTransition).order_by(AlertTransition.at, AlertTransition.id)
+    """Every alert the regional hubs reported (in scope, of one district or school; ``open_only``:
+    those not over), as its newest transition says, in the order they opened. The database picks
+    each alert's newest transition: one row per alert, however many transitions it had."""
+    alert = (AlertTransition.regional_hub_id, AlertTransition.alert_id)
+    ranked = select(
+        AlertTransition.id,
+        func.row_number()
+        .over(partition_by=alert, order_by=(AlertTransition.at.desc(), AlertTransition.id.desc()))
+        .label("rank"),
+        func.min(AlertTransition.at).over(partition_by=alert).label("opened_at"),
+    )
     if scope is not None:
-        query = query.where(scope.schools(AlertTransition.school_id))
+        ranked = ranked.where(scope.schools(AlertTransition.school_id))
     if district_id is not None:
-        query = query.where(AlertTransition.district_id == district_id)
+        ranked = ranked.where(AlertTransition.district_id == district_id)
     if school_id is not None:
-        query = query.where(AlertTransition.school_id == school_id)
-    newest: dict[tuple[str, int], AlertTransition] = {}
-    opened: dict[tuple[str, int], datetime] = {}
-    for change in session.scalars(query):
-        key = (change.regional_hub_id, change.alert_id)
-        newest[key] = change
-        opened.setdefault(key, change.at)
-    return [AlertReported(change, opened[key]) for key, change in newest.items()]
+        ranked = ranked.where(AlertTransition.school_id == school_id)
+    newest = ranked.subquery()
+    query = (
+        select(AlertTransition, newest.c.opened_at)
+        .join(newest, newest.c.id == AlertTransition.id)
+        .where(newest.c.rank == 1)
+        .order_by(newest.c.opened_at, *alert)
+    )
+    if open_only:
+        query = query.where(AlertTransition.state.not_in(ENDED_STATES))
+    return [AlertReported(change, opened_at) for change, opened_at in session.execute(query)]
 
 
 @dataclass
@@ -191,9 +203,7 @@ class AlertLevels:
 def alerts_by_level(session: Session, *, scope: Scope | None) -> AlertLevels:
     """Count every alert whose newest transition is not an end state, by severity."""
     levels = AlertLevels()
-    for alert in alerts(session, scope=scope):
-        if alert.over:
-            continue
+    for alert in alerts(session, scope=scope, open_only=True):
         change = alert.newest
         levels.total[change.severity] = levels.total.get(change.severity, 0) + 1
         district = levels.by_district.setdefault(

@@ -81,5 +81,5 @@ def test_the_central_hubs_dashboard_shows_the_schools_online_and_says_it_is_the_
     )
     page.screenshot("dashboard-central-hub")
     page.page.click("#lang")
-    expect(tier).to_have_text("central hub · 3 schools reported by 1 regional hubs")
+    expect(tier).to_have_text("central hub · 3 schools reported by 1 regional hub(s)")
     page.assert_clean()

@@ -77,8 +77,8 @@ const LABELS = {
     approval_pending: "pending approval", approval_rejected: "rejected", profile_unknown: "profile unknown to this hub",
     room_classroom: "classroom", room_lab: "lab", room_canteen: "canteen", room_kitchen: "kitchen",
     room_recording: "recording classroom", room_office: "office", room_panel: "electrical room",
-    tier_central: "central hub · {n} schools reported by {hubs} regional hubs", tier_regional: "regional hub · {n} schools",
-    tier_hubs_offline: "{n} regional hubs offline",
+    tier_central: "central hub · {n} schools reported by {hubs} regional hub(s)", tier_regional: "regional hub · {n} schools",
+    tier_hubs_offline: "{n} regional hub(s) offline",
   },
 };
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -60,9 +61,10 @@ def hub_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
         broker.stop()
 
 
-@pytest.mark.timeout(300)  # every route, 30 examples each, on a loaded 2-core machine
-def test_no_input_to_any_route_causes_a_server_error(hub_app: FastAPI) -> None:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", hub_app)
+def fuzz_every_route(app: FastAPI, *, examples: int) -> tuple[list[str], Counter[int]]:
+    """Call every operation of ``app``'s schema with ``examples`` generated requests, signed in as
+    the city administrator; fails on any server error. Returns the operations and the statuses."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     tried = []
     statuses: Counter[int] = Counter()
     for result in schema.get_all_operations():
@@ -73,7 +75,7 @@ def test_no_input_to_any_route_causes_a_server_error(hub_app: FastAPI) -> None:
             continue  # an endless event stream (tests/hub/test_stream.py reads it over HTTP)
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         def call(case: schemathesis.Case) -> None:
             response = case.call_and_validate(
                 headers=ADMIN, checks=[schemathesis.checks.not_a_server_error]
@@ -82,8 +84,39 @@ def test_no_input_to_any_route_causes_a_server_error(hub_app: FastAPI) -> None:
 
         call()
         tried.append(f"{operation.method.upper()} {operation.path}")
+    return tried, statuses
+
+
+@pytest.mark.timeout(300)  # every route, 30 examples each, on a loaded 2-core machine
+def test_no_input_to_any_route_causes_a_server_error(hub_app: FastAPI) -> None:
+    tried, statuses = fuzz_every_route(hub_app, examples=30)
+
     assert len(tried) >= 9, tried
     assert statuses[200] > 50 and statuses[401] < statuses.total() / 4, statuses  # signed in
+
+
+@pytest.mark.timeout(300)
+def test_no_input_to_any_route_of_a_central_hub_causes_a_server_error(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'central.db'}"
+    engine = make_engine(database_url)
+    create_schema(engine)
+    token = make_user(
+        make_sessionmaker(engine), "admin", Role.CITY_ADMIN, "city:city-1", now=datetime.now(UTC)
+    )
+    engine.dispose()
+    central = create_app(
+        HubSettings(role="central", database_url=database_url, development=True), run_ingest=False
+    )
+    with TestClient(central):
+        saved = dict(ADMIN)
+        ADMIN.update(bearer(token))
+        try:
+            tried, statuses = fuzz_every_route(central, examples=10)
+        finally:
+            ADMIN.update(saved)
+
+    assert any(path.endswith("/api/v1/city/kpis") for path in tried), tried
+    assert statuses[401] < statuses.total() / 4, statuses  # signed in
 
 
 def test_the_schema_covers_every_route_of_the_api(hub_app: FastAPI) -> None:

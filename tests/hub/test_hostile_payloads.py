@@ -15,14 +15,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from campus_protocol import MessageKind, encode, uplink_topic
+from campus_protocol import (
+    AlertChange,
+    AlertChanges,
+    MessageKind,
+    Severity,
+    encode,
+    uplink_topic,
+)
 from campus_protocol.codec import MAX_MESSAGE_BYTES
-from campus_protocol.messages import UPLINK_KINDS
+from campus_protocol.messages import FEDERATION_KINDS, UPLINK_KINDS
 from cloud_hub.db.base import create_schema, make_engine, make_sessionmaker
 from cloud_hub.db.models import TelemetryWindow
+from cloud_hub.federation.ingest import FederationWorker
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from device_profiles.loader import load_profiles
-from tests.hub.builders import T0, heartbeat, stats, telemetry
+from tests.hub.builders import T0, heartbeat, message, stats, telemetry
 from tests.protocol.strategies import BODIES, envelopes, json_values
 
 HOSTILE_VALUES = st.one_of(
@@ -51,10 +59,10 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, kind: MessageKind) -> bytes:
+def mutated(draw: st.DrawFn, kind: MessageKind, node: str = "gw-1") -> bytes:
     """A valid message of ``kind`` with one value replaced by something hostile, or deleted."""
     document = orjson.loads(encode(draw(envelopes(kind))))
-    document["node"] = "gw-1"  # the topic's gateway, so the mutation is what gets tested
+    document["node"] = node  # the topic's node, so the mutation is what gets tested
     path = draw(st.sampled_from(_paths(document)))
     parent = document
     for step in path[:-1]:
@@ -66,9 +74,9 @@ def mutated(draw: st.DrawFn, kind: MessageKind) -> bytes:
     return json.dumps(document).encode()  # the stdlib writes integers past 64 bits too
 
 
-def hostile_payloads(kind: MessageKind) -> st.SearchStrategy[bytes]:
+def hostile_payloads(kind: MessageKind, node: str = "gw-1") -> st.SearchStrategy[bytes]:
     return st.one_of(
-        mutated(kind),
+        mutated(kind, node),
         st.binary(max_size=512),
         st.just(b"{" * 50_000),
         st.just(b"[" * 100_000 + b"]" * 100_000),
@@ -85,7 +93,7 @@ def hostile_messages(draw: st.DrawFn) -> tuple[MessageKind, bytes]:
     return kind, draw(hostile_payloads(kind))
 
 
-assert BODIES.keys() >= UPLINK_KINDS
+assert BODIES.keys() >= UPLINK_KINDS >= FEDERATION_KINDS
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +153,54 @@ def test_the_rejections_are_counted_by_reason_in_prometheus(worker: IngestWorker
         "campus_ingest_errors_total", {"error_type": "invalid_json", "stage": "receiving"}
     )
     assert value is not None and value >= 1
+
+
+REGIONAL = "region-north"
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> FederationWorker:
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('hostile-central') / 'hub.db'}")
+    create_schema(engine)
+    return FederationWorker(make_sessionmaker(engine))
+
+
+@st.composite
+def hostile_reports(draw: st.DrawFn) -> tuple[MessageKind, bytes]:
+    kind = draw(st.sampled_from(sorted(FEDERATION_KINDS)))
+    return kind, draw(hostile_payloads(kind, REGIONAL))
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(hostile=hostile_reports())
+def test_a_hostile_report_at_the_central_hub_is_handled_and_the_good_ones_beside_it_are_stored(
+    central: FederationWorker, hostile: tuple[MessageKind, bytes]
+) -> None:
+    kind, payload = hostile
+    rejected = central.rejected
+    first, second = next(SEQ) * 2, next(SEQ) * 2 + 1
+    good = [message(REGIONAL, seq, _transition(seq)) for seq in (first, second)]
+
+    outcomes = central.process_batch([good[0], (uplink_topic(REGIONAL, kind), payload), good[1]])
+
+    assert [outcomes[0].status, outcomes[2].status] == [OutcomeStatus.ACCEPTED] * 2
+    assert outcomes[1].status is not OutcomeStatus.KEPT, outcomes[1]
+    if outcomes[1].status is OutcomeStatus.REJECTED:
+        assert outcomes[1].reason and len(outcomes[1].reason) <= 40  # a bounded label
+        assert central.rejected == rejected + 1
+
+
+def _transition(seq: int) -> AlertChanges:
+    change = AlertChange(
+        alert_id=seq,
+        school_id="s01",
+        district_id="d1",
+        device="gas-1",
+        rule="gas_high",
+        severity=Severity.II,
+        state="open",
+        at=_window(seq),
+    )
+    return AlertChanges(changes=[change])

@@ -170,6 +170,7 @@ class CommandPublic(BaseModel):
     status: DeviceCommandStatus
     detail: str
     readback: float | None
+    attempts: int  # writes the gateway tried before its result (0: not executed)
     origin: str
     created_at: datetime
     updated_at: datetime

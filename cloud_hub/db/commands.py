@@ -127,6 +127,7 @@ def apply_result(session: Session, *, node: str, result: CommandResult, now: dat
                     status=status.value,
                     detail=result.detail,
                     readback=result.readback,
+                    attempts=result.attempts,
                     origin="local",
                     created_at=result.at or now,
                     updated_at=now,
@@ -148,4 +149,6 @@ def apply_result(session: Session, *, node: str, result: CommandResult, now: dat
     command.detail = result.detail
     if result.readback is not None:
         command.readback = result.readback
+    if result.attempts:
+        command.attempts = result.attempts
     command.updated_at = now

@@ -285,6 +285,8 @@ class DeviceCommand(Base):
     status: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(500), default="")
     readback: Mapped[float | None] = mapped_column(Float)
+    # writes the gateway tried (1 + its retries at most; 0 until it reports, or when refused)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     origin: Mapped[str] = mapped_column(String(8), default="hub")  # hub | local
     requested_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime]

@@ -62,7 +62,7 @@ def answer(worker: IngestWorker, seq: int, **fields: object) -> None:
     assert outcome.status is OutcomeStatus.ACCEPTED
 
 
-def test_a_command_is_accepted_then_delivered_then_succeeds_with_its_readback(
+def test_a_command_is_accepted_then_delivered_then_succeeds_with_its_readback_and_attempts(
     client: TestClient, worker: IngestWorker
 ) -> None:
     response = client.post(
@@ -80,7 +80,8 @@ def test_a_command_is_accepted_then_delivered_then_succeeds_with_its_readback(
     command_id = created["id"]
 
     answer(worker, 2, id=command_id, ok=True, status="accepted")
-    assert client.get(f"/api/v1/commands/{command_id}").json()["status"] == "delivered"
+    delivered = client.get(f"/api/v1/commands/{command_id}").json()
+    assert (delivered["status"], delivered["attempts"]) == ("delivered", 0)
     answer(
         worker,
         3,
@@ -88,12 +89,14 @@ def test_a_command_is_accepted_then_delivered_then_succeeds_with_its_readback(
         ok=True,
         status="succeeded",
         readback=120.0,
+        attempts=2,
         detail="written and read back",
     )
     final = client.get(f"/api/v1/commands/{command_id}").json()
-    assert (final["status"], final["readback"], final["detail"]) == (
+    assert (final["status"], final["readback"], final["attempts"], final["detail"]) == (
         "succeeded",
         120.0,
+        2,
         "written and read back",
     )
 
@@ -160,14 +163,16 @@ def test_local_actions_reported_by_a_gateway_are_listed_as_finished_commands(
         device="lab-relay",
         target="relay_1_on",
         readback=1.0,
+        attempts=1,
         detail="gas_level_1: ok",
     )
     body = client.get("/api/v1/commands/local-abc123").json()
-    assert (body["origin"], body["status"], body["device"], body["target"]) == (
+    assert (body["origin"], body["status"], body["device"], body["target"], body["attempts"]) == (
         "local",
         "succeeded",
         "lab-relay",
         "relay_1_on",
+        1,
     )
 
 

@@ -237,3 +237,54 @@ def test_migration_0005_goes_back_down_with_the_windows_device_key(database_url:
             assert connection.execute(text("SELECT count(*) FROM telemetry_window")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def a_0005_hub_with_a_command(engine: Engine) -> None:
+    """A hub at revision 0005 with a gateway and one finished command."""
+    with engine.begin() as connection:
+        command.upgrade(schema.alembic_config(connection), "0005")
+        connection.execute(text("INSERT INTO gateway (id, agent_version) VALUES ('gw-1', '')"))
+        connection.execute(
+            text(
+                "INSERT INTO device_command (id, gateway_id, device, name, target, value, status,"
+                " detail, readback, origin, requested_by, created_at, updated_at, expires_at,"
+                " sends) VALUES ('c-1', 'gw-1', 'lights-1', 'write', 'level', 120, 'succeeded',"
+                " 'written and read back', 120, 'hub', 'admin', '2026-11-30 08:00:00+00:00',"
+                " '2026-11-30 08:00:01+00:00', '2026-11-30 08:01:00+00:00', 1)"
+            )
+        )
+
+
+def test_a_0005_hub_keeps_its_commands_with_no_attempts_reported(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        a_0005_hub_with_a_command(engine)
+
+        migrated = schema.migrate(engine)
+
+        assert (migrated.before, migrated.after) == ("0005", schema.head())
+        assert differences(engine) == []
+        with engine.connect() as connection:
+            row = connection.execute(
+                text("SELECT id, status, readback, attempts FROM device_command")
+            ).one()
+        assert tuple(row) == ("c-1", "succeeded", 120.0, 0)
+    finally:
+        engine.dispose()
+
+
+def test_migration_0006_goes_back_down_without_the_attempts(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        a_0005_hub_with_a_command(engine)
+        schema.migrate(engine)
+
+        with engine.begin() as connection:
+            command.downgrade(schema.alembic_config(connection), "0005")
+
+        columns = [c["name"] for c in inspect(engine).get_columns("device_command")]
+        assert "attempts" not in columns
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM device_command")).scalar() == 1
+    finally:
+        engine.dispose()

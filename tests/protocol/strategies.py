@@ -249,7 +249,14 @@ BODIES: dict[MessageKind, st.SearchStrategy[Any]] = {
         outbox=st.none() | outbox_healths,
     ),
     MessageKind.STATE: st.builds(State, online=st.booleans()),
-    MessageKind.CMDRES: st.builds(CommandResult, id=identifiers, ok=st.booleans(), detail=labels),
+    MessageKind.CMDRES: st.builds(
+        CommandResult,
+        id=identifiers,
+        ok=st.booleans(),
+        detail=labels,
+        readback=st.none() | finite_floats,
+        attempts=counts,
+    ),
     MessageKind.REPORTED: st.builds(
         Reported, revision=counts, applied=st.booleans(), detail=labels
     ),

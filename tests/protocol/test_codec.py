@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from campus_protocol import (
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
+    CommandResult,
     ConfigDesired,
     DecodeError,
     Envelope,
@@ -36,7 +37,7 @@ from campus_protocol import (
     parse_topic,
     uplink_topic,
 )
-from campus_protocol.messages import DOWNLINK_KINDS, MAX_BATCH_WINDOWS
+from campus_protocol.messages import DOWNLINK_KINDS, MAX_BATCH_WINDOWS, CommandStatus
 from campus_protocol.topics import Direction, downlink_topic
 from tests.protocol.strategies import envelopes, json_values, telemetry, telemetry_batches
 
@@ -488,6 +489,20 @@ def test_a_heartbeat_without_an_outbox_report_from_an_older_agent_still_decodes(
     decoded = decode(orjson.dumps(raw))
 
     assert isinstance(decoded.body, Health) and decoded.body.outbox is None
+
+
+def test_a_command_result_without_attempts_from_an_older_agent_decodes_with_none_counted():
+    result = CommandResult(
+        id="c-1", ok=True, status=CommandStatus.SUCCEEDED, readback=1.0, attempts=2
+    )
+    raw = orjson.loads(encode(Envelope.wrap(node="gw-1", epoch="e1", seq=1, body=result)))
+    assert raw["body"]["attempts"] == 2
+    raw["body"].pop("attempts")
+
+    decoded = decode(orjson.dumps(raw))
+
+    assert isinstance(decoded.body, CommandResult)
+    assert (decoded.body.readback, decoded.body.attempts) == (1.0, 0)
 
 
 def test_a_heartbeat_carries_the_outbox_budget_merges_drops_and_autonomy():

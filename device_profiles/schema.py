@@ -345,6 +345,13 @@ class MqttMapping(Strict):
         """Where a device with base topic ``device_topic`` publishes its state."""
         return _below(device_topic, self.topic_suffix)
 
+    def device_topic(self, state_topic: str) -> str | None:
+        """The device topic whose state topic is ``state_topic`` (None: it is not one)."""
+        if not self.topic_suffix:
+            return state_topic
+        base, slash, suffix = state_topic.rpartition("/" + self.topic_suffix)
+        return base if slash and base and not suffix else None
+
     def command_topic(self, device_topic: str) -> str:
         """Where that device takes set commands (only for mappings with ``command``)."""
         assert self.command is not None

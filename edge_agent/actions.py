@@ -92,6 +92,10 @@ class _Plan:
     value: float | None = None
 
 
+def no_such_device(device: str) -> str:
+    return f"no device {device!r} on this gateway"
+
+
 @dataclass
 class ActionRunner:
     """Executes named actions and point writes on the agent's devices."""
@@ -99,6 +103,7 @@ class ActionRunner:
     io: DeviceIO
     profiles: Mapping[str, Profile]  # by device id
     store: RuleStore
+    unknown: Callable[[str], str] = no_such_device  # why a device is not in ``profiles``
     manual_hold_s: float = 1800.0
     clock: Callable[[], float] = time.time
     retry_delay_s: float = RETRY_DELAY_S
@@ -107,7 +112,7 @@ class ActionRunner:
     # -- checks (no I/O) ------------------------------------------------------------------------
 
     def plan_action(self, device: str, action: str) -> _Plan:
-        profile = self._profile(device)
+        profile = self._writable_profile(device)
         named = next((a for a in profile.actions if a.id == action), None)
         if named is None:
             known = ", ".join(a.id for a in profile.actions) or "none"
@@ -116,7 +121,7 @@ class ActionRunner:
 
     def plan_write(self, device: str, point: str, value: object) -> _Plan:
         """Check a direct point write against the profile: writable, its type and range."""
-        profile = self._profile(device)
+        profile = self._writable_profile(device)
         if point not in profile.point_names:
             raise WriteRefused("unknown_point", f"{device}: no point {point!r}")
         if point not in profile.writable_points:
@@ -267,7 +272,15 @@ class ActionRunner:
     def _profile(self, device: str) -> Profile:
         profile = self.profiles.get(device)
         if profile is None:
-            raise WriteRefused("unknown_device", f"no device {device!r} on this gateway")
+            raise WriteRefused("unknown_device", self.unknown(device))
+        return profile
+
+    def _writable_profile(self, device: str) -> Profile:
+        profile = self._profile(device)
+        if not profile.writable_points and not profile.actions:
+            raise WriteRefused(
+                "read_only", f"{device}: its profile {profile.id!r} has nothing writable"
+            )
         return profile
 
 

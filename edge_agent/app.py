@@ -31,7 +31,7 @@ from edge_agent.commands import CommandHandler
 from edge_agent.device_io import ModbusDeviceIO, RoutedDeviceIO
 from edge_agent.health import WINDOWS_ENQUEUED
 from edge_agent.local_actions import LocalActions
-from edge_agent.mqtt_device_io import MqttDeviceIO, mqtt_targets
+from edge_agent.mqtt_device_io import DeviceProfiles, MqttDeviceIO, mqtt_targets
 from edge_agent.rules import Firing, RuleConfigError, RuleEngine, RuleStore, load_calendar
 from edge_agent.rules.setup import check_rules, rule_devices
 from edge_agent.settings import AgentSettings, check_device_profiles
@@ -96,17 +96,40 @@ def device_io(
     mqtt: MqttSiteSource | None,
 ) -> RoutedDeviceIO:
     """Writes to each device by its protocol: Modbus through its coordinator, MQTT as set
-    commands on the site source's connection, confirmed by the state reports it hears."""
+    commands on the site source's connection (for the devices its groups find too), confirmed by
+    the state reports it hears."""
     routes: dict[str, DeviceIO] = {}
     if modbus is not None:
         modbus_io = ModbusDeviceIO({c.device_id: c for c in modbus.coordinators})
         routes.update(dict.fromkeys(modbus_io.coordinators, modbus_io))
-    if mqtt is not None:
-        devices = [(d, profiles[d.profile]) for d in settings.devices if d.mqtt is not None]
-        mqtt_io = MqttDeviceIO(mqtt, mqtt_targets(devices))
-        mqtt.on_report = mqtt_io.observe
-        routes.update(dict.fromkeys(mqtt_io.targets, mqtt_io))
-    return RoutedDeviceIO(routes)
+    if mqtt is None:
+        return RoutedDeviceIO(routes)
+    devices = [(d, profiles[d.profile]) for d in settings.devices if d.mqtt is not None]
+    mqtt_io = MqttDeviceIO(mqtt, mqtt_targets(devices))
+    mqtt.on_report = mqtt_io.observe
+    routes.update(dict.fromkeys(mqtt_io.targets, mqtt_io))
+    return RoutedDeviceIO(routes, fallback=mqtt_io)
+
+
+def action_runner(
+    settings: AgentSettings,
+    profiles: Mapping[str, Profile],
+    modbus: ModbusSource | None,
+    mqtt: MqttSiteSource | None,
+    store: RuleStore,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> ActionRunner:
+    """The runner of every write on this gateway's devices, configured or found by a group."""
+    writable = DeviceProfiles({d.id: profiles[d.profile] for d in settings.devices}, mqtt)
+    return ActionRunner(
+        io=device_io(settings, profiles, modbus, mqtt),
+        profiles=writable,
+        store=store,
+        unknown=writable.unknown,
+        manual_hold_s=settings.manual_hold_s,
+        clock=clock,
+    )
 
 
 class Agent:
@@ -157,13 +180,7 @@ class Agent:
             self.outbox.close()
             raise ConfigError(str(exc)) from None
         self.events_enqueued = 0
-        self.actions = ActionRunner(
-            io=device_io(settings, profiles, modbus, mqtt),
-            profiles={d.id: profiles[d.profile] for d in settings.devices},
-            store=self.rule_store,
-            manual_hold_s=settings.manual_hold_s,
-            clock=clock,
-        )
+        self.actions = action_runner(settings, profiles, modbus, mqtt, self.rule_store, clock=clock)
         self.local_actions = LocalActions(settings.local_actions, self.actions, self._answer)
         self.commands = CommandHandler(
             self.node, self.actions, self.rule_store, self._answer, clock=clock

@@ -1,6 +1,7 @@
 """``DeviceIO`` over the agent's sources: Modbus writes go through each device's coordinator
 (``write_point``, serialised with its polling), read-backs are a fresh poll of the device;
-``RoutedDeviceIO`` sends each device to the IO of its protocol (MQTT: ``mqtt_device_io``)."""
+``RoutedDeviceIO`` sends each device to the IO of its protocol (MQTT: ``mqtt_device_io``), and a
+device it has no route for (one an MQTT group found) to its fallback."""
 
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ class ModbusDeviceIO:
 class RoutedDeviceIO:
     """Each device's writes and read-backs through the IO of its protocol."""
 
-    def __init__(self, routes: Mapping[str, DeviceIO]) -> None:
+    def __init__(self, routes: Mapping[str, DeviceIO], fallback: DeviceIO | None = None) -> None:
         self.routes = dict(routes)
+        self.fallback = fallback
 
     async def write_point(self, device: str, point: str, value: float) -> WriteAttempt:
-        io = self.routes.get(device)
+        io = self.routes.get(device, self.fallback)
         if io is None:
             return WriteAttempt(
                 ok=False, detail=f"{device}: no writable connection on this gateway"
@@ -62,7 +64,7 @@ class RoutedDeviceIO:
     async def read_back(
         self, device: str, confirms: Callable[[Mapping[str, float]], bool]
     ) -> dict[str, float]:
-        io = self.routes.get(device)
+        io = self.routes.get(device, self.fallback)
         if io is None:
             raise OSError(f"{device}: no connection on this gateway")
         return await io.read_back(device, confirms)

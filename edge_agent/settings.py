@@ -261,4 +261,17 @@ def check_device_profiles(settings: AgentSettings, profiles: Mapping[str, Profil
                 f'mqtt_groups[{index}].profile: profile "{profile.id}" speaks {profile.protocol},'
                 " not mqtt"
             )
+        elif not _commandable_pattern(group.topic, profile):
+            assert profile.mqtt is not None and profile.mqtt.command is not None
+            state, command = profile.mqtt.topic_suffix, profile.mqtt.command.topic_suffix
+            errors.append(
+                f'mqtt_groups[{index}].topic: profile "{profile.id}" reports on <device>/{state}'
+                f' and takes commands on <device>/{command}, so the topic must end in "/{state}"'
+            )
     return errors
+
+
+def _commandable_pattern(topic: str, profile: Profile) -> bool:
+    """Whether a group's devices can be told their command topic (or take no commands)."""
+    mapping = profile.mqtt
+    return mapping is None or mapping.command is None or mapping.device_topic(topic) is not None

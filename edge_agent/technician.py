@@ -4,7 +4,8 @@ It uses the same checks, read-back and audit as hub commands (``ActionRunner``) 
 Modbus connection (for an MQTT device, its own site-broker connection: the set command and the
 state report confirming it), records the manual override in the agent's rule store (so the
 running agent's automatic actions leave that point alone) and queues the audit record for the
-hub in the outbox.
+hub in the outbox. A device an MQTT group could hold is waited for until the group hears it
+report (two of its profile's report intervals at most, capped at ``GROUP_WAIT_S``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from datetime import UTC, datetime
 from campus_forward.outbox import Outbox
 from campus_protocol.messages import CommandResult, MessageKind
 from device_profiles.schema import Profile
-from edge_agent.actions import ActionResult, ActionRunner, WriteRefused
-from edge_agent.app import OUTBOX_FILE, RULES_FILE, build_sources, device_io
+from edge_agent.actions import ActionResult, WriteRefused
+from edge_agent.app import OUTBOX_FILE, RULES_FILE, action_runner, build_sources
 from edge_agent.rules import RuleStore
 from edge_agent.settings import AgentSettings
 
 SITE_CONNECT_S = 5.0
+GROUP_WAIT_S = 20.0
 
 
 async def _until(condition: Callable[[], bool], timeout_s: float) -> None:
@@ -47,16 +49,15 @@ async def technician_write(
     """Execute the write; a refusal (unknown device, read-only point, range) is returned as text."""
     modbus, mqtt = build_sources(settings, profiles)
     store = RuleStore(settings.data_dir / RULES_FILE)
-    runner = ActionRunner(
-        io=device_io(settings, profiles, modbus, mqtt),
-        profiles={d.id: profiles[d.profile] for d in settings.devices},
-        store=store,
-        manual_hold_s=settings.manual_hold_s,
-    )
+    runner = action_runner(settings, profiles, modbus, mqtt, store)
     try:
         if mqtt is not None:
             await mqtt.start(lambda _reading: None)
             await _until(lambda: mqtt.connected, SITE_CONNECT_S)
+            unfound = None if device in runner.profiles else mqtt.unfound(device)
+            if unfound is not None:
+                wait_s = min(2 * unfound.expect_within_s, GROUP_WAIT_S)
+                await _until(lambda: mqtt.member(device) is not None, wait_s)
         plan = (
             runner.plan_action(device, action)
             if action is not None

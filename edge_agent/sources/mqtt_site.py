@@ -3,9 +3,10 @@
 A device publishes JSON on ``<device mqtt.topic>/<profile mqtt.topic_suffix>``; payloads are
 decoded with ``device_profiles.mqtt_payload``. A device group (``mqtt_groups``) serves many
 devices of one profile through a topic pattern such as ``sensors/{device}/data``: each device is
-added the first time it publishes (``on_new_device`` tells the agent), up to the group's
-``max_devices``. Subscriptions are QoS 1. A malformed payload, a topic level that is not a valid
-device id and a device past a group's limit are counted by reason and skipped, never fatal. A
+added the first time it publishes (``on_new_device`` tells the agent; ``member`` finds it for
+commands), up to the group's ``max_devices``. Subscriptions are QoS 1. A malformed payload, a
+topic level that is not a valid device id, an id already taken (by a configured device or on
+another topic) and a device past a group's limit are counted by reason and skipped, never fatal. A
 device is offline after ``3 x expected_interval_s`` without a good message (checked every second;
 the change is logged once each way).
 
@@ -60,6 +61,27 @@ class _Group:
     levels: list[str]
     members: int = 0
 
+    def could_hold(self, device: str) -> bool:
+        """Whether ``device`` is an id this group could find (its prefix, then a level)."""
+        prefix = self.config.id_prefix
+        return device.startswith(prefix) and len(device) > len(prefix)
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A device a group found: where it reports and its group's profile."""
+
+    state_topic: str
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class Unfound:
+    """Why a group has not found a device it could hold, and how soon it would if it reports."""
+
+    why: str
+    expect_within_s: float  # the group's report interval; 0: it never will (the group is full)
+
 
 #: a device found through a group: (device id, profile, room)
 NewDevice = Callable[[str, Profile, str], None]
@@ -105,7 +127,9 @@ class MqttSiteSource:
             )
             self._by_topic[topic] = _Subscription(topic, profile.mqtt, state)
         self._device_topics = list(self._by_topic)  # configured; group members come later
+        self._configured = {device.id for device, _ in devices}
         self._groups = [_Group(g, p, g.topic.split("/")) for g, p in groups]
+        self._members: dict[str, GroupMember] = {}  # by device id, as groups find them
         self._on_new_device = on_new_device
         self.on_report: Callable[[Reading], None] | None = None  # every decoded state report
         self._client: aiomqtt.Client | None = None  # while connected
@@ -133,6 +157,31 @@ class MqttSiteSource:
 
     def device_states(self) -> list[DeviceState]:
         return [s.state for s in self._by_topic.values()]
+
+    @property
+    def members(self) -> list[str]:
+        """The devices the groups have found, in the order they were found."""
+        return list(self._members)
+
+    def member(self, device: str) -> GroupMember | None:
+        """The group device ``device``, once a group has found it."""
+        return self._members.get(device)
+
+    def unfound(self, device: str) -> Unfound | None:
+        """Why no group has found ``device`` yet (None: no group could hold such an id)."""
+        for group in self._groups:
+            if not group.could_hold(device):
+                continue
+            topic, limit = group.config.topic, group.config.max_devices
+            if group.members >= limit:
+                return Unfound(f"MQTT group {topic!r} is full (max_devices {limit})", 0.0)
+            assert group.profile.mqtt is not None
+            return Unfound(
+                f"not seen yet on MQTT group {topic!r}, whose devices take commands once"
+                " they have reported",
+                group.profile.mqtt.expected_interval_s,
+            )
+        return None
 
     def handle(self, topic: str, payload: bytes, emit: Emit) -> None:
         """Decode one message; unknown topics are ignored, bad payloads counted."""
@@ -199,7 +248,11 @@ class MqttSiteSource:
                 protocol=PROTOCOL,
                 _clock=self._clock,
             )
+            if device in self._members or device in self._configured:  # the first keeps it
+                SOURCE_ERRORS.labels(PROTOCOL, "duplicate_device_id").inc()
+                return None
             sub = self._by_topic[topic] = _Subscription(topic, group.profile.mqtt, state)
+            self._members[device] = GroupMember(topic, group.profile)
             group.members += 1
             if self._on_new_device is not None:
                 self._on_new_device(device, group.profile, room)

@@ -150,8 +150,9 @@ def test_the_sample_configs_safety_section_validates_when_uncommented(tmp_path: 
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["configured", "found-by-a-group"])
 async def test_a_technician_switches_an_mqtt_relay_confirmed_by_its_state_report(
-    mosquitto_broker: MosquittoBroker, tmp_path: Path
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, group: bool
 ) -> None:
     fan = SimulatedDevice("lab-fan", load_profiles()["sonoff_zbmini"], seed=3)
     publisher = MqttDevicePublisher(
@@ -163,6 +164,10 @@ async def test_a_technician_switches_an_mqtt_relay_confirmed_by_its_state_report
     data["site_broker"] = {"host": mosquitto_broker.host, "port": mosquitto_broker.site_port}
     data["devices"] = [{"id": "lab-fan", "profile": "sonoff_zbmini", "room": "lab-1",
                         "mqtt": {"topic": "zigbee2mqtt/lab-fan"}}]  # fmt: skip
+    if group:  # the relay is found when it reports (retained: at once)
+        data["mqtt_groups"] = [{"profile": "sonoff_zbmini", "topic": "zigbee2mqtt/{device}",
+                                "room": "lab-1"}]  # fmt: skip
+        data["devices"] = []
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     publisher.start()
     try:

@@ -19,7 +19,7 @@ from campus_protocol.messages import Command, CommandResult
 from cloud_hub.broker import MosquittoBroker
 from device_profiles.loader import load_profiles
 from edge_agent.app import Agent
-from edge_agent.settings import SiteBrokerSettings
+from edge_agent.settings import MqttDeviceGroup, SiteBrokerSettings
 from simulators.devices import SimulatedDevice
 from simulators.faults import Fault, FaultKind
 from simulators.mqtt_device import MqttDevicePublisher
@@ -63,8 +63,9 @@ class Site:
 
 @asynccontextmanager
 async def site(
-    broker: MosquittoBroker, tmp_path: Path, confirm_timeout_s: float = 0.5
+    broker: MosquittoBroker, tmp_path: Path, confirm_timeout_s: float = 0.5, *, group: bool = False
 ) -> AsyncIterator[Site]:
+    """The dimmer configured under ``devices:``, or (``group``) found by ``mqtt_groups``."""
     fixed = {"state": 1, "brightness": 200, "linkquality": 96}
     device = SimulatedDevice(DIMMER, PROFILES["tuya_ts0601_dimmer"], seed=1, fixed_values=fixed)
     publisher = MqttDevicePublisher(
@@ -76,7 +77,11 @@ async def site(
         "mqtt": {"topic": TOPIC, "confirm_timeout_s": confirm_timeout_s},
     }])  # fmt: skip
     site_broker = SiteBrokerSettings(host=broker.host, port=broker.site_port or 0)
-    agent = Agent(config.model_copy(update={"site_broker": site_broker}), PROFILES)
+    update: dict[str, Any] = {"site_broker": site_broker}
+    if group:
+        dimmers = {"profile": "tuya_ts0601_dimmer", "topic": "zigbee2mqtt/{device}", "room": "r101"}
+        update.update(devices=[], mqtt_groups=[MqttDeviceGroup.model_validate(dimmers)])
+    agent = Agent(config.model_copy(update=update), PROFILES)
     publisher.start()
     async with hub_link(broker) as hub:
         task = asyncio.create_task(agent.run())
@@ -91,10 +96,11 @@ async def site(
             await publisher.stop()
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["configured", "found-by-a-group"])
 async def test_a_hub_command_dims_an_mqtt_dimmer_confirmed_by_its_state_report(
-    mosquitto_broker: MosquittoBroker, tmp_path: Path
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, group: bool
 ) -> None:
-    async with site(mosquitto_broker, tmp_path) as s:
+    async with site(mosquitto_broker, tmp_path, group=group) as s:
         await s.command("c-dim", point="brightness", value=80)
         await s.command("c-off", point="state", value=0)
         dimmed = await s.final("c-dim")
@@ -124,10 +130,11 @@ async def test_a_named_action_switches_the_dimmer_to_its_emergency_scene(
     assert levels == (1, 254)
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["configured", "found-by-a-group"])
 async def test_bad_commands_to_an_mqtt_device_are_refused_before_anything_is_published(
-    mosquitto_broker: MosquittoBroker, tmp_path: Path
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, group: bool
 ) -> None:
-    async with site(mosquitto_broker, tmp_path) as s:
+    async with site(mosquitto_broker, tmp_path, group=group) as s:
         await s.command("c-read-only", point="linkquality", value=100)
         await s.command("c-out-of-range", point="brightness", value=300)
         await s.command("c-fraction", point="state", value=0.5)
@@ -179,3 +186,21 @@ async def test_a_device_that_does_not_follow_fails_after_the_bounded_retries(
     assert (result.detail, result.readback) == (f"r101-panel: {detail}", readback)
     assert received == 3  # sent once per attempt, no more
     assert final_brightness == brightness
+
+
+async def test_a_command_to_a_group_device_never_seen_is_refused_naming_the_device_and_why(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    async with site(mosquitto_broker, tmp_path, group=True) as s:
+        unseen = Command(id="c-unseen", name="write", device="r102-panel",
+                         args={"point": "brightness", "value": 80})  # fmt: skip
+        await s.hub.command(unseen)
+        result = await s.final("c-unseen")
+        published = s.publisher.commands
+
+    assert (result.status.value, result.ok) == ("rejected", False)  # type: ignore[union-attr]
+    assert result.detail == (
+        "no device 'r102-panel' on this gateway: not seen yet on MQTT group"
+        " 'zigbee2mqtt/{device}', whose devices take commands once they have reported"
+    )
+    assert published == 0

@@ -57,6 +57,7 @@ class Dev:
     values: dict[str, float] = field(default_factory=dict)
     poll_s: float = 0.1  # Modbus poll interval (MQTT devices publish every poll_s too)
     confirm_s: float | None = None  # MQTT: how long a set command waits for its state report
+    grouped: bool = False  # MQTT: not configured, found through the school's ``mqtt_groups``
 
 
 def zone_at_local_hour(hour: int) -> str:
@@ -149,9 +150,11 @@ async def school(
     local_actions: list[dict[str, Any]] | None = None,
     window_s: float = 0.5,
     site: MosquittoBroker | None = None,
+    mqtt_groups: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[School]:
     """Serve ``devices``, run the agent against them; stop everything afterwards. MQTT devices
-    use ``broker``'s site listener, or ``site``'s (a school broker that outlives the hub's)."""
+    use ``broker``'s site listener, or ``site``'s (a school broker that outlives the hub's), and
+    publish on ``school/<id>`` (what ``mqtt_groups`` patterns find the ``grouped`` ones by)."""
     site_port = (site or broker).site_port or 0
     clock = SimClock(start=datetime.now(UTC).replace(tzinfo=None))
     simulated = {
@@ -191,7 +194,10 @@ async def school(
         "data_dir": str(tmp_path / "agent"),
         "window_s": window_s,
         "heartbeat_s": 1.0,
-        "devices": [_device_config(d, server.port, unit) for unit, d in _units(devices)],
+        "devices": [
+            _device_config(d, server.port, unit) for unit, d in _units(devices) if not d.grouped
+        ],
+        "mqtt_groups": mqtt_groups or [],
         "rules": rules or [],
         "local_actions": local_actions or [],
     }

@@ -1,12 +1,17 @@
 """Safety scenarios that write to MQTT site devices (Zigbee2MQTT convention: ``<topic>/set``,
 confirmed by the state report): a hub command dims a classroom's Zigbee dimmer, read back at the
-device; a gas leak with the uplink down switches a Zigbee relay's ventilation fan on; a dimmer
-that ignores commands ends ``failed`` after the bounded retries. Real Mosquitto, simulators,
-agent and hub; outcomes asserted exactly."""
+device, whether the dimmer is configured or found by an ``mqtt_groups`` pattern (and refused,
+saying why, when a restarted gateway's group has not heard it since); a gas leak with the uplink
+down switches a Zigbee relay's ventilation fan on; a dimmer that ignores commands ends ``failed``
+after the bounded retries. Real Mosquitto, simulators, agent and hub; outcomes asserted exactly."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+import aiomqtt
+import pytest
 
 from cloud_hub.broker import MosquittoBroker
 from simulators.faults import Fault, FaultKind
@@ -31,11 +36,16 @@ def send(hub: Hub, device: str, point: str, value: float) -> str:
     return str(response.json()["id"])
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["configured", "found-by-a-group"])
 async def test_a_hub_command_dims_a_zigbee_dimmer_read_back_from_its_state_report(
-    mosquitto_broker: MosquittoBroker, tmp_path: Path
+    mosquitto_broker: MosquittoBroker, tmp_path: Path, grouped: bool
 ) -> None:
+    panel = replace(PANEL, grouped=grouped)
+    dimmers = {"profile": PANEL.profile, "topic": "school/{device}", "room": PANEL.room}
     with running_hub(mosquitto_broker, tmp_path) as hub:
-        async with school(mosquitto_broker, tmp_path, [PANEL], hub=hub) as s:
+        async with school(
+            mosquitto_broker, tmp_path, [panel], hub=hub, mqtt_groups=[dimmers] if grouped else []
+        ) as s:
             await eventually(lambda: hub.get("/api/v1/devices")["count"] == 1)
             command_id = send(hub, "r101-panel", "brightness", 80)
             await eventually(
@@ -50,7 +60,34 @@ async def test_a_hub_command_dims_a_zigbee_dimmer_read_back_from_its_state_repor
         80.0,
         "written and read back",
     )
+    assert final["attempts"] == 1
     assert brightness == 80
+
+
+async def test_a_group_dimmer_not_heard_since_the_gateway_restarted_is_refused_saying_why(
+    mosquitto_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    panel = replace(PANEL, grouped=True)
+    dimmers = {"profile": PANEL.profile, "topic": "school/{device}", "room": PANEL.room}
+    with running_hub(mosquitto_broker, tmp_path) as hub:
+        async with school(mosquitto_broker, tmp_path, [panel], hub=hub, mqtt_groups=[dimmers]):
+            await eventually(lambda: hub.get("/api/v1/devices")["count"] == 1)
+        async with aiomqtt.Client(mosquitto_broker.host, mosquitto_broker.site_port or 0) as c:
+            await c.publish("school/r101-panel", b"", qos=1, retain=True)  # its state is gone
+        async with school(mosquitto_broker, tmp_path, [], hub=hub, mqtt_groups=[dimmers]) as s:
+            await eventually(lambda: s.agent.uplink.connected)
+            command_id = send(hub, "r101-panel", "brightness", 80)
+            await eventually(
+                lambda: hub.get(f"/api/v1/commands/{command_id}")["status"] == "failed"
+            )
+            final = hub.get(f"/api/v1/commands/{command_id}")
+
+    assert (final["status"], final["attempts"], final["detail"]) == (
+        "failed",
+        0,
+        "no device 'r101-panel' on this gateway: not seen yet on MQTT group 'school/{device}',"
+        " whose devices take commands once they have reported",
+    )
 
 
 async def test_gas_leak_with_the_uplink_down_switches_a_zigbee_fan_relay_on(

@@ -53,6 +53,7 @@ from campus_protocol import (
 )
 from campus_protocol.messages import Body
 from cloud_hub.broker import MosquittoBroker
+from cloud_hub.ingest.consumer import publish_hub_session
 
 NODE = "gw-bench"
 WINDOW_S = 10
@@ -131,6 +132,7 @@ def client(broker: MosquittoBroker, username: str, password: str, ident: str) ->
 async def count_at_hub(broker: MosquittoBroker, received: list[int], ready: asyncio.Event) -> None:
     async with client(broker, broker.hub_username, broker.hub_password, "bench-hub") as hub:
         await hub.subscribe(hub_subscription(), qos=1)
+        await publish_hub_session(hub, "regional")  # as the hub does: the uplink waits for it
         ready.set()
         async for _ in hub.messages:
             received[0] += 1

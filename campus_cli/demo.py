@@ -172,13 +172,10 @@ async def _run(options: DemoOptions, stop: asyncio.Event) -> None:
         (options.workdir / CONTROL_FILE).write_text(server.url)
         hubs, passwords = _prepare_district_hubs(options, brokers, central_broker)
         central = _prepare_central_hub(options, central_broker)
-        # every hub's persistent session must exist before anything publishes to its broker: the
-        # central hub's before the district hubs forward, theirs before the gateways send
-        central.start(supervisor)
-        await _until_stopped(stop, _wait_until_subscribed(central.api, supervisor))
-        for tier in hubs.values():
+        # together: an uplink waits for its hub's session marker before it sends anything
+        for tier in [central, *hubs.values()]:
             tier.start(supervisor)
-        for tier in hubs.values():
+        for tier in [central, *hubs.values()]:
             await _until_stopped(stop, _wait_until_subscribed(tier.api, supervisor))
         status_pages: dict[str, str] = {}
         for school in plan.schools:

@@ -35,6 +35,10 @@ UPLINK_FAILURES = Counter(
     "campus_uplink_failures_total", "Failed hub connections or publishes", ["error_type"]
 )
 UPLINK_CONNECTED = Gauge("campus_uplink_connected", "1 while connected to the hub broker")
+UPLINK_WAITING_FOR_HUB = Gauge(
+    "campus_uplink_waiting_for_hub",
+    "1 while connected but the hub's session marker is not on its broker (nothing is sent)",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,9 +3,15 @@
 One connection at a time, reconnecting through ``campus_mqtt.run_reconnecting`` (jittered capped
 back-off; the change is logged, every failure counted).
 On connect it publishes ``State(online=True)`` retained; the broker publishes the
-will, ``State(online=False)`` retained, if the link dies. Every row is wrapped in an envelope at
-send time (``sent_at`` is the send time, ``seq`` the row's); a row that can never be encoded
-(too large, invalid body) is discarded and counted with a reason instead of blocking the queue.
+will, ``State(online=False)`` retained, if the link dies. Then it waits for the hub's retained
+session marker (``HUB_SESSION_TOPIC``) before the first drain of the connection: a broker
+acknowledges a QoS 1 publish even when no session subscribes to it and drops it, so on a broker
+where the hub never subscribed (a first deployment, a lost store) every row sent would be deleted
+and lost. Waiting has no timeout; the outbox keeps everything meanwhile, ``waiting_for_hub`` and
+the ``campus_uplink_waiting_for_hub`` gauge show it, and downlink commands are handled.
+Every row is wrapped in an envelope at send time (``sent_at`` is the send time, ``seq`` the
+row's); a row that can never be encoded (too large, invalid body) is discarded and counted with
+a reason instead of blocking the queue.
 
 Draining goes in batches of at most ``max_in_flight`` rows, taken in the outbox's priority order
 (events first; ``live_share`` of each batch for the newest telemetry, the rest for the backlog).
@@ -24,14 +30,19 @@ from collections.abc import Callable
 import aiomqtt
 
 from campus_config import HubBrokerSettings
-from campus_forward.metrics import UPLINK_CONNECTED, UPLINK_FAILURES, UPLINK_PUBLISHED
+from campus_forward.metrics import (
+    UPLINK_CONNECTED,
+    UPLINK_FAILURES,
+    UPLINK_PUBLISHED,
+    UPLINK_WAITING_FOR_HUB,
+)
 from campus_forward.outbox import Outbox, OutboxRow, OutboxWriteError
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, make_client, run_reconnecting
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.errors import ProtocolError
 from campus_protocol.messages import MessageKind, State
-from campus_protocol.topics import node_downlink_subscription, uplink_topic
+from campus_protocol.topics import HUB_SESSION_TOPIC, node_downlink_subscription, uplink_topic
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +82,19 @@ class HubUplink:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._grace_s = 0.0
+        self._waiting_for_hub = False
+        self._warned_waiting = False  # the warning is logged once until the marker is seen
         #: receives ``(topic, payload)`` of every downlink message (commands) while connected
         self.on_downlink: Callable[[str, bytes], None] | None = None
 
     @property
     def connected(self) -> bool:
         return self.link.connected
+
+    @property
+    def waiting_for_hub(self) -> bool:
+        """Connected, but the hub's session marker is not on the broker yet: nothing is sent."""
+        return self._waiting_for_hub
 
     @property
     def last_error(self) -> BaseException | None:
@@ -109,35 +127,85 @@ class HubUplink:
         return True
 
     async def _drain_and_listen(self, client: aiomqtt.Client) -> None:
-        """Drain while handing ``down/#`` messages (commands) to ``on_downlink``; a lost link
-        noticed by either side ends both (and the session, with the reader's error)."""
-        if self.on_downlink is None:
-            await self._drain(client)
-            return
-        await client.subscribe(node_downlink_subscription(self.node), qos=1)
-        drain = asyncio.create_task(self._drain(client), name="uplink:drain")
-        reader = asyncio.create_task(self._read_downlink(client), name="uplink:downlink")
+        """Drain once the hub's session marker has come, while reading the marker and handing
+        ``down/#`` messages (commands) to ``on_downlink``; a lost link noticed by either side
+        ends both (and the session, with the reader's error)."""
+        filters = [(HUB_SESSION_TOPIC, 1)]
+        if self.on_downlink is not None:
+            filters.append((node_downlink_subscription(self.node), 1))
+        hub_session = asyncio.Event()
+        self._set_waiting(True)
         try:
-            await asyncio.wait({drain, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await client.subscribe(filters)
+            drain = asyncio.create_task(self._drain_after(hub_session, client), name="uplink:drain")
+            reader = asyncio.create_task(self._read(client, hub_session), name="uplink:reader")
+            try:
+                await asyncio.wait({drain, reader}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (drain, reader):
+                    task.cancel()
+                await asyncio.wait({drain, reader})
         finally:
-            for task in (drain, reader):
-                task.cancel()
-            await asyncio.wait({drain, reader})
+            self._set_waiting(False)
         if not drain.cancelled():
             drain.result()  # the drain's own error, if it ended with one
             return
         reader.result()  # the link error that ended the reader
-        raise aiomqtt.MqttError("downlink ended")
+        raise aiomqtt.MqttError("the uplink's reader ended")
 
-    async def _read_downlink(self, client: aiomqtt.Client) -> None:
-        assert self.on_downlink is not None
+    async def _drain_after(self, hub_session: asyncio.Event, client: aiomqtt.Client) -> None:
+        """Wait for the marker (or for ``close()``, then send nothing), then drain."""
+        stopping = asyncio.create_task(self._stop.wait())
+        marker = asyncio.create_task(hub_session.wait())
+        try:
+            _, pending = await asyncio.wait({stopping, marker}, timeout=1.0)
+            if pending == {stopping, marker}:  # not there at once: the hub never subscribed
+                self._warn_waiting()
+                await asyncio.wait({stopping, marker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            marker.cancel()
+        if hub_session.is_set():
+            await self._drain(client)
+
+    async def _read(self, client: aiomqtt.Client, hub_session: asyncio.Event) -> None:
         async for message in client.messages:
             payload = message.payload
             data = payload if isinstance(payload, bytes) else str(payload).encode()
+            if message.topic.matches(HUB_SESSION_TOPIC):
+                if data and not hub_session.is_set():  # empty: the marker was cleared
+                    log.info(
+                        "the hub's session is on %s: %s",
+                        self._broker,
+                        data[:200].decode(errors="replace"),
+                    )
+                    self._warned_waiting = False
+                    self._set_waiting(False)
+                    hub_session.set()
+                continue
+            if self.on_downlink is None:
+                continue
             try:
                 self.on_downlink(str(message.topic), data)
             except Exception:  # a bug of ours must not end the uplink
                 log.exception("downlink message on %s not handled", message.topic)
+
+    @property
+    def _broker(self) -> str:
+        return f"{self.hub.host}:{self.hub.port}"
+
+    def _set_waiting(self, waiting: bool) -> None:
+        self._waiting_for_hub = waiting
+        UPLINK_WAITING_FOR_HUB.set(1 if waiting else 0)
+
+    def _warn_waiting(self) -> None:
+        if not self._warned_waiting:
+            self._warned_waiting = True
+            log.warning(
+                "waiting for the hub's session on %s (start the hub once: until then nothing is"
+                " sent and the outbox keeps everything)",
+                self._broker,
+            )
 
     def close(self, grace_s: float = 5.0) -> None:
         """Ask ``run()`` to drain for up to ``grace_s``, publish offline state and return."""

@@ -3,7 +3,13 @@
 Nothing else in the project builds topic strings or envelopes by hand.
 """
 
-from campus_protocol.codec import MAX_MESSAGE_BYTES, decode, encode, encode_stored
+from campus_protocol.codec import (
+    MAX_MESSAGE_BYTES,
+    decode,
+    encode,
+    encode_hub_session,
+    encode_stored,
+)
 from campus_protocol.envelope import PROTOCOL_VERSION, Envelope
 from campus_protocol.errors import (
     DecodeError,
@@ -32,6 +38,7 @@ from campus_protocol.messages import (
     EventState,
     FleetHealth,
     Health,
+    HubSession,
     KpiFigure,
     KpiSnapshot,
     MessageKind,
@@ -54,6 +61,7 @@ from campus_protocol.messages import (
     parse_body_json,
 )
 from campus_protocol.topics import (
+    HUB_SESSION_TOPIC,
     Direction,
     ParsedTopic,
     downlink_topic,
@@ -66,6 +74,7 @@ __all__ = [
     "BODY_KINDS",
     "BODY_MODELS",
     "FEDERATION_KINDS",
+    "HUB_SESSION_TOPIC",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "AlertChange",
@@ -84,6 +93,7 @@ __all__ = [
     "EventState",
     "FleetHealth",
     "Health",
+    "HubSession",
     "InvalidTopic",
     "KindMismatch",
     "KpiFigure",
@@ -114,6 +124,7 @@ __all__ = [
     "decode",
     "downlink_topic",
     "encode",
+    "encode_hub_session",
     "encode_stored",
     "hub_subscription",
     "parse_body_json",

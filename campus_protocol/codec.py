@@ -16,7 +16,7 @@ from campus_protocol.errors import (
     TooLarge,
     UnsupportedVersion,
 )
-from campus_protocol.messages import Body, MessageKind, TelemetryBatch, body_model
+from campus_protocol.messages import Body, HubSession, MessageKind, TelemetryBatch, body_model
 from campus_protocol.topics import ParsedTopic
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -31,6 +31,11 @@ def encode(envelope: Envelope, *, max_bytes: int = MAX_MESSAGE_BYTES) -> bytes:
     if len(data) > max_bytes:
         raise TooLarge(f"{envelope.kind.value} message is {len(data)} bytes, bound is {max_bytes}")
     return data
+
+
+def encode_hub_session(marker: HubSession) -> bytes:
+    """The retained payload of the hub's session marker (a bare body: it has no envelope)."""
+    return orjson.dumps(marker.model_dump(mode="json"))
 
 
 def encode_stored(

@@ -223,6 +223,14 @@ class State(Body):
     online: bool
 
 
+class HubSession(Body):
+    """The hub's retained marker on ``HUB_SESSION_TOPIC``: its persistent session (which queues
+    every uplink while it is away) exists on this broker since ``at``. Not an envelope kind."""
+
+    role: Literal["regional", "central"]
+    at: AwareDatetime
+
+
 class Command(Body):
     """A request to a gateway: ``name`` ``write`` (args ``point``, ``value``) or ``action``
     (args ``action``) on ``device``; refused once ``expires_at`` has passed."""

@@ -1,4 +1,8 @@
-"""Build and parse ``campus/v1/<node>/{up,down}/<kind>``: the only place topics are built."""
+"""Build and parse ``campus/v1/<node>/{up,down}/<kind>``: the only place topics are built.
+
+One more topic stands beside them: ``HUB_SESSION_TOPIC``, where the hub keeps its retained
+session marker (see ``cloud_hub/ingest/consumer.py``) and every uplink reads it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from campus_protocol.messages import DOWNLINK_KINDS, UPLINK_KINDS, MessageKind
 
 TOPIC_ROOT = "campus/v1"
 NODE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: the hub's retained "my persistent session exists on this broker" marker (``HubSession``);
+#: four levels, so no ``<node>/{up,down}/<kind>`` topic or filter ever matches it
+HUB_SESSION_TOPIC = f"{TOPIC_ROOT}/hub/session"
 
 
 class Direction(StrEnum):

@@ -1,9 +1,10 @@
 """Mosquitto for the hub tier: TLS, per-gateway passwords, the gateway ACL, a supervised process.
 
 The ACL is the isolation boundary of the wire contract: gateway ``<id>`` (its MQTT username) may
-publish only under ``campus/v1/<id>/up/#`` and read only ``campus/v1/<id>/down/#``; the hub user
-reads every uplink and writes every downlink. The hub listener speaks TLS (1.2 or later) with a
-development CA made for the broker. Tests and the demo use exactly this config.
+publish only under ``campus/v1/<id>/up/#`` and read only ``campus/v1/<id>/down/#`` and the hub's
+session marker; the hub user reads every uplink and writes every downlink and that marker. The
+hub listener speaks TLS (1.2 or later) with a development CA made for the broker. Tests and the
+demo use exactly this config.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from campus_protocol.topics import TOPIC_ROOT, validate_node_id
+from campus_protocol.topics import HUB_SESSION_TOPIC, TOPIC_ROOT, validate_node_id
 from cloud_hub.broker_access import merge_password_file, mosquitto_password_hash
 from cloud_hub.certs import DevCertificates, make_dev_certificates
 
@@ -37,16 +38,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def acl_text(*hub_usernames: str) -> str:
-    """The ACL file: the hub users (``hub`` unless named) see all uplinks; every other user only
-    its own subtree."""
+    """The ACL file: the hub users (``hub`` unless named) see all uplinks and keep the session
+    marker; every other user only its own subtree, and reads the marker."""
     hubs = "".join(
-        f"user {username}\ntopic read {TOPIC_ROOT}/+/up/#\ntopic write {TOPIC_ROOT}/+/down/#\n\n"
+        f"user {username}\ntopic read {TOPIC_ROOT}/+/up/#\ntopic write {TOPIC_ROOT}/+/down/#\n"
+        f"topic write {HUB_SESSION_TOPIC}\n\n"
         for username in hub_usernames or (HUB_USERNAME,)
     )
     return (
         hubs + "# every gateway: its MQTT username is its node id\n"
         f"pattern write {TOPIC_ROOT}/%u/up/#\n"
         f"pattern read {TOPIC_ROOT}/%u/down/#\n"
+        "# every client (gateways, regional hubs) waits for the hub's session before sending\n"
+        f"pattern read {HUB_SESSION_TOPIC}\n"
     )
 
 

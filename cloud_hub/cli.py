@@ -193,6 +193,7 @@ def ingest_command(
         worker,
         settings.broker,
         share_group=settings.share_group,
+        role=settings.role,
     )
 
     async def run() -> None:

@@ -291,6 +291,7 @@ class Agent:
             devices=devices,
             uplink_connected=self.uplink.connected,
             uplink_last_error=str(self.uplink.last_error or ""),
+            uplink_waiting_for_hub=self.uplink.waiting_for_hub,
             outbox_depth=self.outbox.depth(),
             outbox=self.outbox.budget_report(),
             windows_enqueued=self.windows_enqueued,

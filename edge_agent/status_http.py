@@ -72,7 +72,12 @@ def build_app(status: StatusFn, site: SiteIdentity) -> Starlette:
 def render_page(snapshot: StatusSnapshot, site: SiteIdentity) -> str:
     """The HTML page; every string from config, devices or errors is escaped."""
     school = site.school_name or site.school_id
-    if snapshot.uplink_connected:
+    if snapshot.uplink_waiting_for_hub:
+        uplink = (
+            '<span class="bad">connected, waiting for the hub\'s session</span> (start the hub'
+            " once: until then nothing is sent and the outbox keeps everything)"
+        )
+    elif snapshot.uplink_connected:
         uplink = '<span class="ok">connected</span>'
     else:
         reason = f" ({escape(snapshot.uplink_last_error)})" if snapshot.uplink_last_error else ""

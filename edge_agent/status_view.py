@@ -66,6 +66,8 @@ class StatusSnapshot:
     devices: list[DeviceStatusView]
     uplink_connected: bool
     uplink_last_error: str
+    #: connected, but the hub's session is not on its broker yet: nothing is sent
+    uplink_waiting_for_hub: bool = False
     outbox_depth: int
     outbox: BudgetReport
     windows_enqueued: int

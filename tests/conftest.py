@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from cloud_hub.broker import MosquittoBroker
+from tests.broker_support import mark_hub_session
 from tests.marked_processes import ProcessMark
 
 TEST_GATEWAYS = ["gw-1", "gw-2"]
@@ -25,9 +26,11 @@ settings.load_profile("shared-machine")
 @pytest.fixture
 def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """Mosquitto on free ports: a TLS hub listener (passwords + ACL; clients trust ``.ca_file``,
-    see tests/broker_support.py) and a plain anonymous site listener."""
+    see tests/broker_support.py) and a plain anonymous site listener. The hub's session marker is
+    on it, so uplinks send at once; a broker no hub has ever used is ``MosquittoBroker`` itself."""
     broker = MosquittoBroker(workdir=tmp_path / "mosquitto", gateways=list(TEST_GATEWAYS), tls=True)
     broker.start()
+    mark_hub_session(broker)
     try:
         yield broker
     finally:

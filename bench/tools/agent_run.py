@@ -11,12 +11,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import yaml
 
+from campus_protocol import HUB_SESSION_TOPIC, HubSession, encode_hub_session
 from campus_protocol.topics import hub_subscription
 from cloud_hub.broker import MosquittoBroker
 
@@ -71,6 +73,8 @@ def hub_subscriber(broker: MosquittoBroker, client_id: str, on_message: OnMessag
     client.on_message = on_message
     client.connect(broker.host, broker.port)
     client.subscribe(hub_subscription(), qos=1)
+    marker = HubSession(role="regional", at=datetime.now(UTC))  # as the hub does: uplinks wait
+    client.publish(HUB_SESSION_TOPIC, encode_hub_session(marker), qos=1, retain=True)
     client.loop_start()
     return client
 

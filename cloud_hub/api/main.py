@@ -81,6 +81,7 @@ def create_app(
                 ),
                 settings.broker,
                 share_group=settings.share_group,
+                role=settings.role,
             )
             tasks.append(asyncio.create_task(app.state.ingest.run(), name="hub-ingest"))
             if settings.role == "regional":  # the central hub has no gateways to command

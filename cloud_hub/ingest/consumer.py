@@ -16,6 +16,13 @@ Design
 * Dedupe claims are only needed while a message can still be redelivered, so once an hour the
   consumer prunes those older than ``claim_retention_s`` (a week by default: far longer than
   any redelivery, which follows a lost acknowledgement within seconds to hours).
+* Session marker: a broker acknowledges a QoS 1 publish even when no session subscribes to its
+  topic, and drops it; an uplink deletes its outbox row on that acknowledgement. So once the
+  subscription is granted (the persistent session exists), the consumer publishes a retained
+  QoS 1 ``HubSession`` on ``HUB_SESSION_TOPIC``, and every uplink waits for it before sending
+  (``campus_forward/uplink.py``). The marker lives in the broker's store with the sessions: a
+  broker whose store is lost (or new) loses the marker with the session, and the uplinks wait
+  again until the hub has subscribed anew. Each worker of a share group publishes it too.
 * Batches are what is already queued when the first message arrives (up to ``max_batch``); the
   broker keeps at most ``max_inflight_messages`` unacknowledged, so a batch is bounded there too.
 """
@@ -27,13 +34,13 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 import aiomqtt
 from prometheus_client import Counter, Gauge
 
 from campus_mqtt import Backoff, BrokerEndpoint, LinkState, ack, make_client, run_reconnecting
-from campus_protocol import hub_subscription
+from campus_protocol import HUB_SESSION_TOPIC, HubSession, encode_hub_session, hub_subscription
 from cloud_hub.ingest.worker import Outcome, OutcomeStatus
 from cloud_hub.settings import BrokerSettings
 
@@ -77,6 +84,7 @@ class IngestConsumer:
         broker: BrokerSettings,
         *,
         share_group: str | None = None,
+        role: Literal["regional", "central"] = "regional",
         max_batch: int = MAX_BATCH,
         backoff: Backoff | None = None,
         claim_retention_s: float = 7 * 24 * 3600,
@@ -85,6 +93,7 @@ class IngestConsumer:
         self.worker = worker
         self.broker = broker
         self.share_group = share_group
+        self.role = role
         self.max_batch = max_batch
         self.backoff = backoff or Backoff()
         self.acknowledged = 0
@@ -114,6 +123,7 @@ class IngestConsumer:
         )
         async with client:
             await client.subscribe(hub_subscription(self.share_group), qos=1)
+            await publish_hub_session(client, self.role)
             self.link.up()
             self.client = client
             try:
@@ -151,6 +161,12 @@ class IngestConsumer:
             self.connected.set()
         else:
             self.connected.clear()
+
+
+async def publish_hub_session(client: aiomqtt.Client, role: Literal["regional", "central"]) -> None:
+    """Mark (retained, QoS 1) that the hub's persistent session exists on ``client``'s broker."""
+    marker = HubSession(role=role, at=datetime.now(UTC))
+    await client.publish(HUB_SESSION_TOPIC, encode_hub_session(marker), qos=1, retain=True)
 
 
 def _as_pair(message: aiomqtt.Message) -> tuple[str, bytes]:

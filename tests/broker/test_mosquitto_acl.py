@@ -7,7 +7,14 @@ import asyncio
 import aiomqtt
 import pytest
 
-from campus_protocol import MessageKind, downlink_topic, hub_subscription, uplink_topic
+from campus_protocol import (
+    HUB_SESSION_TOPIC,
+    HubSession,
+    MessageKind,
+    downlink_topic,
+    hub_subscription,
+    uplink_topic,
+)
 from tests.broker_support import hub_port_client
 from tests.waiting import DEADLINE_S
 
@@ -93,3 +100,13 @@ async def test_an_anonymous_site_client_can_neither_inject_uplinks_nor_read_the_
 
         assert await next_payloads(hub.messages, 1.0) == [b"private"]
         assert await next_payloads(site.messages, 0.5) == [b"device data"]
+
+
+async def test_every_gateway_reads_the_hubs_session_marker_and_none_can_forge_it(mosquitto_broker):
+    async with hub_port_client(mosquitto_broker, "gw-1") as gw1:
+        await gw1.publish(HUB_SESSION_TOPIC, b"forged", qos=1, retain=True)
+    async with hub_port_client(mosquitto_broker, "gw-2") as gw2:
+        await gw2.subscribe(HUB_SESSION_TOPIC, qos=1)
+        (marker,) = await next_payloads(gw2.messages, 1.0)  # the hub's, left by the fixture
+
+    assert HubSession.model_validate_json(marker).role == "regional"

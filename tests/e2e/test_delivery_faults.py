@@ -10,12 +10,14 @@ counts are read from the hub's database file with plain ``sqlite3`` after the fa
 Before these fixes (issue 5) the same faults lost data: ``kill -9`` of the hub lost about 11 % of
 windows (paho acknowledged each message before the hub committed it); ``kill -9`` of the broker
 with the hub away lost every queued message (autosave every 60 s); a gateway login taking the
-hub's client id dropped the hub's session.
+hub's client id dropped the hub's session. Before the hub's session marker, a gateway sending to
+a broker no hub had ever subscribed on had every message acknowledged and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import subprocess
@@ -69,6 +71,13 @@ def stored_windows(database: Path) -> tuple[int, int]:
             " FROM telemetry_window"
         ).fetchone()
     return int(rows), int(distinct)
+
+
+def claimed(database: Path, node: str) -> int:
+    """Messages of ``node`` the hub stored (its dedupe ledger: one row per message)."""
+    with closing(sqlite3.connect(database)) as db:
+        (count,) = db.execute("SELECT count(*) FROM seen_seq WHERE node = ?", (node,)).fetchone()
+    return int(count)
 
 
 def stored_count(database: Path) -> int:
@@ -250,6 +259,46 @@ async def test_hub_killed_repeatedly_while_gateways_publish_and_a_backlog_drains
 
     assert hub.starts == 4
     assert stored_windows(hub.database) == (total, total), "each window stored exactly once"
+
+
+async def test_gateways_wait_for_a_hub_that_never_subscribed_then_deliver_every_row_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="campus_forward.uplink")
+    broker = MosquittoBroker(tmp_path / "mosquitto", gateways=["gw-1", "gw-2"])  # no hub ever
+    broker.start()
+    try:
+        with hub_process(broker, tmp_path) as hub:
+            async with (
+                gateway(broker, "gw-1", tmp_path) as gw1,
+                gateway(broker, "gw-2", tmp_path) as gw2,
+            ):
+                gws = (gw1, gw2)
+                for gw in gws:
+                    gw.append(150)
+                await until(lambda: all(gw.uplink.waiting_for_hub for gw in gws), 10, "a wait")
+                await asyncio.sleep(2)  # connected all along: without the marker it would send
+                assert [gw.outbox.depth() for gw in gws] == [150, 150]
+                assert [sum(gw.uplink.published.values()) for gw in gws] == [0, 0]
+                assert all(gw.uplink.connected and gw.uplink.waiting_for_hub for gw in gws)
+
+                await hub.start()  # subscribes, then marks its session: the gateways send
+                for gw in gws:
+                    gw.append(50)
+                await until(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "drained")
+                await until(lambda: stored_count(hub.database) >= 400, 30, "400 windows")
+                await asyncio.sleep(0.5)  # anything extra would arrive now
+                assert not any(gw.uplink.waiting_for_hub for gw in gws)
+                sent = [sum(gw.uplink.published.values()) for gw in gws]
+    finally:
+        broker.stop()
+
+    assert sent == [200, 200], "every outbox row acknowledged once"
+    assert stored_windows(hub.database) == (400, 400), "each window stored exactly once"
+    assert [claimed(hub.database, node) for node in ("gw-1", "gw-2")] == [200, 200]
+    waits = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    waiting = f"waiting for the hub's session on {broker.host}:{broker.port} (start the hub once"
+    assert [w.startswith(waiting) for w in waits] == [True, True], "one warning per gateway"
 
 
 async def test_broker_killed_while_the_hub_is_away_keeps_every_acknowledged_message(

@@ -290,10 +290,9 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
         }
         hubs = [central, *regional.values()]
         try:
-            central.start()  # its persistent session exists before any regional hub forwards
-            await central.healthy(ingest="subscribed")
-            for hub in regional.values():
+            for hub in hubs:  # together: a regional hub waits for the central hub's session
                 hub.start()
+            await central.healthy(ingest="subscribed")
             for hub in regional.values():
                 await hub.healthy(ingest="subscribed", federation="connected")
             async with AsyncExitStack() as stack:

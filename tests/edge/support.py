@@ -11,6 +11,7 @@ from campus_protocol import codec
 from campus_protocol.envelope import Envelope
 from campus_protocol.topics import hub_subscription, parse_topic
 from cloud_hub.broker import MosquittoBroker
+from cloud_hub.ingest.consumer import publish_hub_session
 from device_profiles.schema import Profile
 from tests.broker_support import hub_port_client
 from tests.waiting import eventually
@@ -55,13 +56,15 @@ def free_port() -> int:
 @asynccontextmanager
 async def hub_listener(broker: MosquittoBroker) -> AsyncIterator[list[Envelope]]:
     """Subscribe as the hub (persistent session, like the real hub: messages published while it
-    is away are queued for it); yields the list that received envelopes are appended to."""
+    is away are queued for it) and mark its session as the hub does (uplinks wait for that);
+    yields the list that received envelopes are appended to."""
     received: list[Envelope] = []
     hub_client = hub_port_client(
         broker, broker.hub_username, identifier=broker.hub_username, clean_session=False
     )
     async with hub_client as hub:
         await hub.subscribe(hub_subscription(), qos=1)
+        await publish_hub_session(hub, "regional")
 
         async def collect() -> None:
             async for message in hub.messages:

@@ -9,6 +9,7 @@ means rewriting its file in tests/edge/golden/ with the new output shown in the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -96,3 +97,11 @@ def test_metrics_families_are_unchanged() -> None:
         if line.startswith(("# HELP campus_", "# TYPE campus_"))
     )
     assert_same("metrics_families.txt", "".join(line + "\n" for line in families))
+
+
+def test_status_page_says_when_the_uplink_waits_for_the_hubs_session() -> None:
+    waiting = dataclasses.replace(SNAPSHOT, uplink_connected=True, uplink_waiting_for_hub=True)
+
+    page = render_page(waiting, SITE)
+
+    assert "connected, waiting for the hub's session</span> (start the hub once" in page

@@ -15,10 +15,10 @@ from campus_forward.outbox import Outbox
 from campus_forward.uplink import HubUplink
 from campus_protocol import codec
 from campus_protocol.envelope import Envelope
-from campus_protocol.messages import MessageKind, PointStats, State, Telemetry
-from campus_protocol.topics import uplink_topic
+from campus_protocol.messages import Command, MessageKind, PointStats, State, Telemetry
+from campus_protocol.topics import downlink_topic, uplink_topic
 from cloud_hub.broker import MosquittoBroker
-from tests.broker_support import hub_port_client
+from tests.broker_support import hub_port_client, mark_hub_session
 from tests.edge.support import hub_listener, wait_until
 
 
@@ -195,3 +195,36 @@ async def test_wrong_password_is_refused_and_counted(
     assert uplink.last_error is not None
     assert outbox.depth() == 1
     outbox.close()
+
+
+async def test_on_a_broker_no_hub_has_used_rows_wait_for_the_hubs_session_and_commands_still_come(
+    tmp_path: Path,
+) -> None:
+    broker = MosquittoBroker(tmp_path / "mosquitto", gateways=["gw-1"])
+    broker.start()
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox.append(MessageKind.TELEMETRY, telemetry(1))
+    uplink = HubUplink("gw-1", hub_settings(broker), outbox)
+    commands: list[str] = []
+    uplink.on_downlink = lambda topic, _payload: commands.append(topic)
+    task = asyncio.create_task(uplink.run())
+    try:
+        await wait_until(lambda: uplink.waiting_for_hub)
+        command = Command(id="c-1", name="action", args={"action": "fan_on"})
+        envelope = Envelope.wrap(node="hub", epoch="e1", seq=1, body=command)
+        async with hub_port_client(broker, broker.hub_username) as hub:
+            await hub.publish(
+                downlink_topic("gw-1", MessageKind.CMD), codec.encode(envelope), qos=1
+            )
+        await wait_until(lambda: bool(commands))
+        await asyncio.sleep(1.5)
+        assert uplink.connected and uplink.waiting_for_hub and outbox.depth() == 1
+
+        mark_hub_session(broker)
+        await wait_until(lambda: outbox.depth() == 0)
+        assert not uplink.waiting_for_hub and uplink.published == {"telemetry": 1}
+        assert commands == ["campus/v1/gw-1/down/cmd"]
+    finally:
+        await stop(uplink, task)
+        outbox.close()
+        broker.stop()

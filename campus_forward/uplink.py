@@ -158,10 +158,11 @@ class HubUplink:
         stopping = asyncio.create_task(self._stop.wait())
         marker = asyncio.create_task(hub_session.wait())
         try:
-            _, pending = await asyncio.wait({stopping, marker}, timeout=1.0)
+            first = asyncio.FIRST_COMPLETED
+            _, pending = await asyncio.wait({stopping, marker}, timeout=1.0, return_when=first)
             if pending == {stopping, marker}:  # not there at once: the hub never subscribed
                 self._warn_waiting()
-                await asyncio.wait({stopping, marker}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({stopping, marker}, return_when=first)
         finally:
             stopping.cancel()
             marker.cancel()

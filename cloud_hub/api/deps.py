@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, AwareDatetime
 from sqlalchemy.orm import Session
 
 from cloud_hub.auth import audit
@@ -164,3 +165,16 @@ def deny(
     if status == 401:
         raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
     raise HTTPException(403, "not allowed for your role")
+
+
+def _storable(value: datetime) -> datetime:
+    """A query time the database can compare with: its UTC form exists (0001-01-01T00:00+00:01
+    does not: it is before year 1 in UTC)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+#: a time in a query string: with its timezone, and one the database can hold
+QueryTime = Annotated[AwareDatetime, AfterValidator(_storable)]

@@ -162,6 +162,11 @@ def test_alerts_list_hub_and_edge_alerts_with_filters(client: TestClient) -> Non
         "/api/v1/alerts/abc",
         "/api/v1/alerts?limit=0",
         "/api/v1/alerts?limit=abc",
+        # a time before year 1 once in UTC (found by the API fuzz test: it was a 500)
+        "/api/v1/audit?until=0001-01-01T00%3A00%3A00%2B00%3A01",
+        "/api/v1/alerts?from=0001-01-01T00%3A00%3A00%2B00%3A01",
+        "/api/v1/devices/co2-1/series?point=co2&to=0001-01-01T00%3A00%3A00%2B00%3A01",
+        "/api/v1/alerts?to=2026-03-02T08%3A00%3A00",  # no timezone
     ],
 )
 def test_hostile_query_values_get_422_not_500(client: TestClient, url: str) -> None:

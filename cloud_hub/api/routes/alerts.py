@@ -18,7 +18,15 @@ from cloud_hub.alerts.lifecycle import (
     Transition,
 )
 from cloud_hub.api import reported
-from cloud_hub.api.deps import CurrentUser, NowDep, Operator, SessionDep, SettingsDep, not_found
+from cloud_hub.api.deps import (
+    CurrentUser,
+    NowDep,
+    Operator,
+    QueryTime,
+    SessionDep,
+    SettingsDep,
+    not_found,
+)
 from cloud_hub.api.schemas import (
     AlertChangePublic,
     AlertComment,
@@ -78,8 +86,10 @@ def list_alerts(
     district_id: IdQuery = None,
     school_id: IdQuery = None,
     level: Severity | None = None,
-    since: Annotated[datetime | None, Query(alias="from", description="opened at or after")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="opened before")] = None,
+    since: Annotated[
+        QueryTime | None, Query(alias="from", description="opened at or after")
+    ] = None,
+    until: Annotated[QueryTime | None, Query(alias="to", description="opened before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> AlertsPublic | ReportedAlertsPublic:

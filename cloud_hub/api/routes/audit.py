@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
-from cloud_hub.api.deps import CityAdmin, SessionDep
+from cloud_hub.api.deps import CityAdmin, QueryTime, SessionDep
 from cloud_hub.api.security_schemas import AuditEntryPublic, AuditPublic
 from cloud_hub.auth import audit
 
@@ -23,8 +22,8 @@ def list_audit(
     actor: Text = None,
     action: Text = None,
     result: audit.Result | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: QueryTime | None = None,
+    until: QueryTime | None = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPublic:

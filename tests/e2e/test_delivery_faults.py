@@ -42,6 +42,7 @@ from cloud_hub.ingest.worker import IngestWorker
 from cloud_hub.settings import BrokerSettings, TlsSettings
 from tests.broker_support import hub_port_client
 from tests.e2e.support import kill_process, stop_process
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -105,16 +106,6 @@ def hub_broker_settings(broker: MosquittoBroker) -> BrokerSettings:
         password=broker.hub_password,
         tls=TlsSettings(ca_file=broker.ca_file),
     )
-
-
-async def until(condition: object, timeout_s: float, what: str) -> None:
-    assert callable(condition)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -197,7 +188,7 @@ class HubProcess:
     async def start(self) -> None:
         """Start and wait until its subscription is live."""
         self._spawn()
-        await until(self._subscribed, 60, f"hub start {self.starts} to subscribe")
+        await eventually(self._subscribed, 60, f"hub start {self.starts} to subscribe")
 
     def _spawn(self) -> None:
         self.starts += 1
@@ -250,11 +241,13 @@ async def test_hub_killed_repeatedly_while_gateways_publish_and_a_backlog_drains
                 hub.kill()
                 gw1.append(300)  # a backlog builds up at the broker while the hub is down
                 gw2.append(300)
-                await until(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "queued")
+                await eventually(
+                    lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "queued"
+                )
                 await hub.start()  # and the next kill comes while it drains
             total = gw1.appended + gw2.appended
-            await until(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "drained")
-            await until(lambda: stored_count(hub.database) >= total, 30, f"{total} windows")
+            await eventually(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "drained")
+            await eventually(lambda: stored_count(hub.database) >= total, 30, f"{total} windows")
             await asyncio.sleep(0.5)  # anything extra would arrive now
 
     assert hub.starts == 4
@@ -276,7 +269,7 @@ async def test_gateways_wait_for_a_hub_that_never_subscribed_then_deliver_every_
                 gws = (gw1, gw2)
                 for gw in gws:
                     gw.append(150)
-                await until(lambda: all(gw.uplink.waiting_for_hub for gw in gws), 10, "a wait")
+                await eventually(lambda: all(gw.uplink.waiting_for_hub for gw in gws), 10, "a wait")
                 await asyncio.sleep(2)  # connected all along: without the marker it would send
                 assert [gw.outbox.depth() for gw in gws] == [150, 150]
                 assert [sum(gw.uplink.published.values()) for gw in gws] == [0, 0]
@@ -285,8 +278,10 @@ async def test_gateways_wait_for_a_hub_that_never_subscribed_then_deliver_every_
                 await hub.start()  # subscribes, then marks its session: the gateways send
                 for gw in gws:
                     gw.append(50)
-                await until(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "drained")
-                await until(lambda: stored_count(hub.database) >= 400, 30, "400 windows")
+                await eventually(
+                    lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "drained"
+                )
+                await eventually(lambda: stored_count(hub.database) >= 400, 30, "400 windows")
                 await asyncio.sleep(0.5)  # anything extra would arrive now
                 assert not any(gw.uplink.waiting_for_hub for gw in gws)
                 sent = [sum(gw.uplink.published.values()) for gw in gws]
@@ -309,14 +304,14 @@ async def test_broker_killed_while_the_hub_is_away_keeps_every_acknowledged_mess
         hub.stop()  # the hub goes away; its persistent session stays at the broker
         async with gateway(mosquitto_broker, "gw-1", tmp_path) as gw1:
             gw1.append(1001)
-            await until(lambda: gw1.outbox.depth() == 0, 30, "the broker to acknowledge all")
+            await eventually(lambda: gw1.outbox.depth() == 0, 30, "the broker to acknowledge all")
             # Mosquitto saves right after it acknowledges: only a crash in that instant can lose
             # the last message (docs/DEPLOYMENT.md); this test is about the queue as a whole
             await asyncio.sleep(0.5)
             mosquitto_broker.kill()  # power cut: no shutdown save
             mosquitto_broker.start()
             await hub.start()
-            await until(lambda: stored_count(hub.database) >= 1001, 30, "1001 windows")
+            await eventually(lambda: stored_count(hub.database) >= 1001, 30, "1001 windows")
 
     assert stored_windows(hub.database) == (1001, 1001)
 
@@ -333,8 +328,8 @@ async def test_broker_restarts_mid_stream_lose_and_duplicate_nothing(
                     await asyncio.sleep(0.1)
                 mosquitto_broker.restart()
             gw1.append(40)
-            await until(lambda: gw1.outbox.depth() == 0, 30, "drained")
-            await until(lambda: stored_count(hub.database) >= gw1.appended, 30, "all windows")
+            await eventually(lambda: gw1.outbox.depth() == 0, 30, "drained")
+            await eventually(lambda: stored_count(hub.database) >= gw1.appended, 30, "all windows")
 
     assert stored_windows(hub.database) == (gw1.appended, gw1.appended)
 
@@ -346,12 +341,12 @@ async def test_a_replaced_gateway_with_a_new_outbox_has_its_data_stored(
     async with in_process_hub(mosquitto_broker, database) as consumer:
         async with gateway(mosquitto_broker, "gw-1", tmp_path / "old") as old:
             old.append(60)
-            await until(lambda: stored_count(database) >= 60, 20, "the old gateway's windows")
+            await eventually(lambda: stored_count(database) >= 60, 20, "the old gateway's windows")
         # the replacement box: same gateway id and password, an empty data directory
         async with gateway(mosquitto_broker, "gw-1", tmp_path / "new") as new:
             new.appended = 60  # new windows, numbered from seq 0 by the new outbox
             new.append(60)
-            await until(lambda: stored_count(database) >= 120, 20, "the new gateway's windows")
+            await eventually(lambda: stored_count(database) >= 120, 20, "the new gateway's windows")
         assert old.outbox.epoch != new.outbox.epoch
 
     assert stored_windows(database) == (120, 120)
@@ -366,14 +361,14 @@ async def test_a_gateway_login_cannot_take_over_the_hub_session_or_another_gatew
         in_process_hub(mosquitto_broker, database) as consumer,
         gateway(mosquitto_broker, "gw-1", tmp_path) as gw1,
     ):
-        await until(lambda: gw1.uplink.connected, 10, "gw-1 to connect")
+        await eventually(lambda: gw1.uplink.connected, 10, "gw-1 to connect")
         gw1.append(300)
         for stolen_id in (mosquitto_broker.hub_username, "campus-hub", "gw-1"):
             # gw-2's valid login asks for the hub's (or gw-1's) client id
             async with hub_port_client(mosquitto_broker, "gw-2", identifier=stolen_id):
                 await asyncio.sleep(0.3)
         gw1.append(300)
-        await until(lambda: stored_count(database) >= 600, 30, "600 windows")
+        await eventually(lambda: stored_count(database) >= 600, 30, "600 windows")
         assert gw1.uplink.failed == 0, "gw-1's connection was never taken over"
 
     assert consumer.link.connects == 1 and consumer.link.failures == 0, "hub session kept"

@@ -19,8 +19,9 @@ import pytest
 from cloud_hub.broker import MosquittoBroker
 from cloud_hub.db.base import make_engine
 from cloud_hub.db.schema import migrate
-from tests.e2e.test_delivery_faults import HubProcess, gateway, until
+from tests.e2e.test_delivery_faults import HubProcess, gateway
 from tests.postgres_support import postgres_schema
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.postgres]
 GATEWAYS = ("gw-1", "gw-2")
@@ -89,18 +90,20 @@ async def test_two_workers_on_a_shared_subscription_store_every_window_once_desp
             for _tick in range(2):  # both workers take a share of live data
                 gw1.append(40)
                 gw2.append(40)
-                await until(lambda: stored(database)[0] >= gw1.appended + gw2.appended, 30,
+                await eventually(lambda: stored(database)[0] >= gw1.appended + gw2.appended, 30,
                             "live data stored")  # fmt: skip
             gw1.append(300)  # mid-stream: SIGKILL one worker while its share is in flight
             gw2.append(300)
             first.kill()
             before = stored(database)[0]
-            await until(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "published")
-            await until(lambda: stored(database)[0] > before + 100, 30, "the other worker's share")
+            await eventually(lambda: gw1.outbox.depth() == gw2.outbox.depth() == 0, 30, "published")
+            await eventually(
+                lambda: stored(database)[0] > before + 100, 30, "the other worker's share"
+            )
             await first.start()  # its supervisor restarts it; its session still holds its share
             total = gw1.appended + gw2.appended
-            await until(lambda: stored(database)[0] >= total, 60, f"{total} windows stored")
-            await until(lambda: stored(database)[2] >= total, 10, "every message claimed")
+            await eventually(lambda: stored(database)[0] >= total, 60, f"{total} windows stored")
+            await eventually(lambda: stored(database)[2] >= total, 10, "every message claimed")
     finally:
         first.stop()
         second.stop()

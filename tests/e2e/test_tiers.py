@@ -36,7 +36,8 @@ from campus_protocol import (
 )
 from cloud_hub.broker import MosquittoBroker, free_port
 from tests.e2e.support import kill_process, stop_process
-from tests.e2e.test_delivery_faults import REPO, Gateway, gateway, until
+from tests.e2e.test_delivery_faults import REPO, Gateway, gateway
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.timeout(600)
 WINDOWS = 40  # per gateway, one a minute, all in an hour that has closed
@@ -100,7 +101,7 @@ class HubServe:
                 return False
             return all(health.get(key) == value for key, value in expected.items())
 
-        await until(ok, 180, f"{self.name} to be {expected}")
+        await eventually(ok, 180, f"{self.name} to be {expected}")
 
     def log_tail(self) -> str:
         return (self.workdir / f"{self.name}-{self.starts}.log").read_text()[-3000:]
@@ -338,7 +339,7 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
                         )
                     )
 
-                await until(converged, 120, "every window in the central hub's rollups")
+                await eventually(converged, 120, "every window in the central hub's rollups")
                 for _, gw in gws:
                     assert gw.outbox.depth() == 0
             for hub in regional.values():
@@ -351,7 +352,7 @@ async def test_killing_the_central_hub_and_restarting_a_regional_hub_loses_and_r
             def all_stored() -> bool:
                 return all(claims(central.database, r) == n for r, n in delivered.items())
 
-            await until(all_stored, 60, "the central hub to store what the regional hubs sent")
+            await eventually(all_stored, 60, "the central hub to store what the regional hubs sent")
         finally:
             for hub in hubs:
                 hub.stop()

@@ -12,7 +12,6 @@ seq) with the regional hub's node id and its outbox's epoch and seq.
 from __future__ import annotations
 
 import logging
-from collections import Counter as Tally
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -41,10 +40,9 @@ from cloud_hub.ingest import dedupe
 from cloud_hub.ingest.checks import IngestLimits, check_not_future
 from cloud_hub.ingest.rejections import Rejected
 from cloud_hub.ingest.worker import (
-    INGEST_ERRORS,
-    INGEST_MESSAGES,
     IngestWorker,
     Outcome,
+    OutcomeCounter,
     OutcomeStatus,
 )
 from cloud_hub.settings import HubSettings
@@ -57,7 +55,7 @@ log = logging.getLogger(__name__)
 CENTRAL_KINDS = FEDERATION_KINDS | {MessageKind.STATE}
 
 
-class FederationWorker:
+class FederationWorker(OutcomeCounter):
     """Decode, dedupe and store regional hubs' messages; counts kept as plain attributes too."""
 
     def __init__(
@@ -65,11 +63,7 @@ class FederationWorker:
     ) -> None:
         self._sessions = session_factory
         self.limits = limits or IngestLimits()
-        self.accepted = 0
-        self.duplicates = 0
-        self.rejected = 0
-        self.kept = 0
-        self.rejections: Tally[str] = Tally()
+        super().__init__()
 
     def process(self, topic: str, payload: bytes, *, now: datetime | None = None) -> Outcome:
         """Handle one message (a batch of one)."""
@@ -140,19 +134,10 @@ class FederationWorker:
         return Outcome(OutcomeStatus.ACCEPTED if fresh else OutcomeStatus.DUPLICATE, kind)
 
     def _count(self, outcome: Outcome) -> Outcome:
-        INGEST_MESSAGES.labels(kind=outcome.kind, outcome=outcome.status.value).inc()
-        if outcome.status is OutcomeStatus.ACCEPTED:
-            self.accepted += 1
-        elif outcome.status is OutcomeStatus.DUPLICATE:
-            self.duplicates += 1
-        elif outcome.status is OutcomeStatus.KEPT:
-            self.kept += 1
+        self._tally(outcome)
+        if outcome.status is OutcomeStatus.KEPT:
             log.error("federation ingest kept a %s message: %s", outcome.kind, outcome.detail)
-        else:
-            assert outcome.reason is not None
-            self.rejected += 1
-            self.rejections[outcome.reason] += 1
-            INGEST_ERRORS.labels(error_type=outcome.reason, stage="processing").inc()
+        elif outcome.status is OutcomeStatus.REJECTED:
             log.warning("federation ingest rejected a %s message: %s", outcome.kind, outcome.detail)
         return outcome
 

@@ -109,7 +109,33 @@ def _claim_key(envelope: Envelope) -> ClaimKey:
     return (envelope.node, envelope.epoch, envelope.seq)
 
 
-class IngestWorker:
+class OutcomeCounter:
+    """A worker's outcomes counted as plain attributes and in the Prometheus series; both the
+    gateways' and the central hub's workers count the same way (each logs in its own)."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.kept = 0
+        self.rejections: Tally[str] = Tally()  # by reason
+
+    def _tally(self, outcome: Outcome, stage: str = "processing") -> None:
+        INGEST_MESSAGES.labels(kind=outcome.kind, outcome=outcome.status.value).inc()
+        if outcome.status is OutcomeStatus.ACCEPTED:
+            self.accepted += 1
+        elif outcome.status is OutcomeStatus.DUPLICATE:
+            self.duplicates += 1
+        elif outcome.status is OutcomeStatus.KEPT:
+            self.kept += 1
+        else:
+            assert outcome.reason is not None
+            self.rejected += 1
+            self.rejections[outcome.reason] += 1
+            INGEST_ERRORS.labels(error_type=outcome.reason, stage=stage).inc()
+
+
+class IngestWorker(OutcomeCounter):
     """Decode, dedupe and store uplink messages; counts are kept as plain attributes too.
 
     Device ids and known gateways are cached per worker (only after the batch that learned them
@@ -129,11 +155,7 @@ class IngestWorker:
         self._window_sink = window_sink
         self.limits = limits or IngestLimits()
         self.profiles: Mapping[str, Profile] = profiles if profiles is not None else load_profiles()
-        self.accepted = 0
-        self.duplicates = 0
-        self.rejected = 0
-        self.kept = 0
-        self.rejections: Tally[str] = Tally()  # by reason
+        super().__init__()
         self.rejected_windows: Tally[str] = Tally()  # windows skipped inside stored batches
         self._last_logged: dict[str, float] = {}
         self._device_ids: dict[DeviceKey, int] = {}
@@ -465,19 +487,10 @@ class IngestWorker:
             apply_event(session, view.alerts, node=node, event=body)
 
     def _count(self, outcome: Outcome, stage: str = "processing") -> Outcome:
-        INGEST_MESSAGES.labels(kind=outcome.kind, outcome=outcome.status.value).inc()
-        if outcome.status is OutcomeStatus.ACCEPTED:
-            self.accepted += 1
-        elif outcome.status is OutcomeStatus.DUPLICATE:
-            self.duplicates += 1
-        elif outcome.status is OutcomeStatus.KEPT:
-            self.kept += 1
+        self._tally(outcome, stage)
+        if outcome.status is OutcomeStatus.KEPT:
             self._log_limited(outcome, logging.ERROR)
-        else:
-            assert outcome.reason is not None
-            self.rejected += 1
-            self.rejections[outcome.reason] += 1
-            INGEST_ERRORS.labels(error_type=outcome.reason, stage=stage).inc()
+        elif outcome.status is OutcomeStatus.REJECTED:
             self._log_limited(outcome, logging.WARNING)
         return outcome
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from campus_protocol import (
+    AlertChange,
     DeviceHealth,
     DeviceStatus,
     Envelope,
@@ -144,3 +145,17 @@ def event(
         at=at,
     )
     return message(node, seq, body)
+
+
+def alert_change(alert_id: int, *, at: datetime) -> AlertChange:
+    """A regional hub's gas alert ``alert_id`` opening at school s01 of district d1."""
+    return AlertChange(
+        alert_id=alert_id,
+        school_id="s01",
+        district_id="d1",
+        device="gas-1",
+        rule="gas_high",
+        severity=Severity.II,
+        state="open",
+        at=at,
+    )

@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 
 from campus_config import HubBrokerSettings
 from campus_protocol import (
-    AlertChange,
     AlertChanges,
     MessageKind,
     Severity,
@@ -52,7 +51,7 @@ from cloud_hub.kpis.compute import Kpi, LessonTimes, Level, compute_kpis
 from cloud_hub.settings import FederationSettings, HubSettings
 from device_profiles.schema import Profile
 from tests.auth_support import bearer, make_user
-from tests.hub.builders import message, telemetry
+from tests.hub.builders import alert_change, message, telemetry
 from tests.hub.test_kpis import NOW, City, value
 from tests.hub.test_kpis import city as city
 
@@ -216,16 +215,7 @@ def test_the_central_hub_rejects_a_gateways_message_and_counts_repeated_alert_tr
     central: sessionmaker[Session],
 ) -> None:
     worker = FederationWorker(central)
-    change = AlertChange(
-        alert_id=7,
-        school_id="s01",
-        district_id="d1",
-        device="gas-1",
-        rule="gas_high",
-        severity=Severity.II,
-        state="open",
-        at=NOW,
-    )
+    change = alert_change(7, at=NOW)
 
     gateway = worker.process(*telemetry(seq=1, points={"co2": value(500)}), now=NOW)
     first = worker.process(*message(REGIONAL, 1, AlertChanges(changes=[change])), now=NOW)

@@ -16,10 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from campus_protocol import (
-    AlertChange,
     AlertChanges,
     MessageKind,
-    Severity,
     encode,
     uplink_topic,
 )
@@ -30,7 +28,7 @@ from cloud_hub.db.models import TelemetryWindow
 from cloud_hub.federation.ingest import FederationWorker
 from cloud_hub.ingest.worker import IngestWorker, OutcomeStatus
 from device_profiles.loader import load_profiles
-from tests.hub.builders import T0, heartbeat, message, stats, telemetry
+from tests.hub.builders import T0, alert_change, heartbeat, message, stats, telemetry
 from tests.protocol.strategies import BODIES, envelopes, json_values
 
 HOSTILE_VALUES = st.one_of(
@@ -193,14 +191,4 @@ def test_a_hostile_report_at_the_central_hub_is_handled_and_the_good_ones_beside
 
 
 def _transition(seq: int) -> AlertChanges:
-    change = AlertChange(
-        alert_id=seq,
-        school_id="s01",
-        district_id="d1",
-        device="gas-1",
-        rule="gas_high",
-        severity=Severity.II,
-        state="open",
-        at=_window(seq),
-    )
-    return AlertChanges(changes=[change])
+    return AlertChanges(changes=[alert_change(seq, at=_window(seq))])
